@@ -1,0 +1,103 @@
+#include "config/go_format.hpp"
+
+#include <cstdint>
+#include <fmt/format.h>
+
+namespace calima {
+
+namespace {
+
+/// Decodes one UTF-8 rune at s[i]; returns the rune and advances i. Invalid bytes give -1 and
+/// advance by one, as Go's utf8.DecodeRuneInString does (RuneError).
+int32_t decode_rune(std::string_view s, size_t& i) {
+  auto c = static_cast<unsigned char>(s[i]);
+  int len = c < 0x80 ? 1 : (c >> 5) == 6 ? 2 : (c >> 4) == 14 ? 3 : (c >> 3) == 30 ? 4 : 0;
+  if (len == 0 || i + len > s.size()) {
+    ++i;
+    return -1;
+  }
+  int32_t r = len == 1 ? c : c & (0x7f >> len);
+  for (int k = 1; k < len; ++k) {
+    auto cc = static_cast<unsigned char>(s[i + k]);
+    if ((cc & 0xc0) != 0x80) {
+      ++i;
+      return -1;
+    }
+    r = (r << 6) | (cc & 0x3f);
+  }
+  i += len;
+  return r;
+}
+
+bool printable(int32_t r) {
+  // Good enough approximation of unicode.IsPrint for the texts Lima quotes.
+  if (r < 0x20 || r == 0x7f)
+    return false;
+  if (r >= 0x80 && r < 0xa0)
+    return false;
+  return r != 0xfffe && r != 0xffff;
+}
+
+} // namespace
+
+std::string go_quote(std::string_view s) {
+  std::string out = "\"";
+  for (size_t i = 0; i < s.size();) {
+    size_t start = i;
+    int32_t r = decode_rune(s, i);
+    if (r < 0) {
+      out += fmt::format("\\x{:02x}", static_cast<unsigned char>(s[start]));
+      continue;
+    }
+    switch (r) {
+      case '"': out += "\\\""; continue;
+      case '\\': out += "\\\\"; continue;
+      case '\a': out += "\\a"; continue;
+      case '\b': out += "\\b"; continue;
+      case '\f': out += "\\f"; continue;
+      case '\n': out += "\\n"; continue;
+      case '\r': out += "\\r"; continue;
+      case '\t': out += "\\t"; continue;
+      case '\v': out += "\\v"; continue;
+      default: break;
+    }
+    if (printable(r))
+      out.append(s.substr(start, i - start));
+    else if (r < 0x80)
+      out += fmt::format("\\x{:02x}", r);
+    else if (r < 0x10000)
+      out += fmt::format("\\u{:04x}", r);
+    else
+      out += fmt::format("\\U{:08x}", r);
+  }
+  out += '"';
+  return out;
+}
+
+std::string go_backquote(std::string_view s) {
+  // strconv.CanBackquote: no back-tick, no control characters except tab, valid UTF-8.
+  for (size_t i = 0; i < s.size();) {
+    int32_t r = decode_rune(s, i);
+    if (r < 0 || r == '`' || r == 0xfeff || (r < 0x20 && r != '\t') || r == 0x7f)
+      return go_quote(s);
+  }
+  std::string out;
+  out.reserve(s.size() + 2);
+  out += '`';
+  out.append(s);
+  out += '`';
+  return out;
+}
+
+std::string go_list(const std::vector<std::string>& items) {
+  std::string out = "[";
+  for (size_t i = 0; i < items.size(); ++i) {
+    if (i > 0)
+      out += ' ';
+    out += items[i];
+  }
+  out += ']';
+  return out;
+}
+
+} // namespace calima

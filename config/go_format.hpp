@@ -1,0 +1,21 @@
+#pragma once
+
+#include <string>
+#include <string_view>
+#include <vector>
+
+/// Go's fmt quoting verbs, used by every Lima message (spec §1.1).
+namespace calima {
+
+/// Go's `%q`: a double-quoted string with Go escapes (`\"`, `\\`, `\n`, `\t`, `\x00`, `\u00e9` for
+/// non-printable runes; printable UTF-8 stays as it is).
+std::string go_quote(std::string_view s);
+
+/// Go's `%#q`: back-quoted when the string contains no back-tick and no control characters,
+/// otherwise the same as go_quote.
+std::string go_backquote(std::string_view s);
+
+/// Go's `%v` of a []string: `[a b c]`.
+std::string go_list(const std::vector<std::string>& items);
+
+} // namespace calima

@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Installs every Debian 12 package calima needs to build, test and run.
+# Idempotent: packages already present are left alone. Used by README, CI and users.
+set -euo pipefail
+
+packages=(
+  # toolchain
+  g++ cmake ninja-build ccache pkg-config git
+  # libraries (see DEVELOPERS.md / docs/architecture.md)
+  libcaf-dev libyaml-cpp-dev libboost-dev libssl-dev libssh2-1-dev libfmt-dev
+  libgtest-dev libgmock-dev libcli11-dev nlohmann-json3-dev libcurl4-openssl-dev
+  libisofs-dev libjq-dev
+  # runtime tools
+  qemu-utils openssh-client
+)
+
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+
+if [ ${#missing[@]} -eq 0 ]; then
+  echo "setup: all ${#packages[@]} packages present"
+  exit 0
+fi
+
+sudo=""
+[ "$(id -u)" -eq 0 ] || sudo="sudo"
+echo "setup: installing ${missing[*]}"
+$sudo apt-get update -qq
+DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
