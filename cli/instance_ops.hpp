@@ -1,0 +1,32 @@
+#pragma once
+
+#include "config/store.hpp"
+
+#include <string>
+
+/// Operations on an instance directory shared by several commands.
+namespace calima::cli {
+
+/// `limactl stop --force` without a supervisor (§6.2 force path): SIGKILL the driver and host
+/// agent processes named by their pid files, then remove `*.pid`, `*.sock`, `*.tmp` in the
+/// instance directory, logging as Lima does.
+void force_stop(const store::instance& inst);
+
+/// Lima's instance.Create (§6.1 step 8): socket-length check, refuses an existing directory,
+/// loads and validates `yaml_text` (on failure with `save_rejected`, the buffer is saved as
+/// `./lima.REJECTED.yaml`), then writes the directory (0700), `lima.yaml` (0644) and
+/// `lima-version` (0444) and makes sure `_config/user` exists. Anything it created is removed
+/// again when a later step fails. Throws cli_error.
+void create_instance(const std::string& name, const std::string& yaml_text, bool save_rejected);
+
+/// Loads and validates `yaml_text` as the lima.yaml of instance `name` (warnings logged);
+/// returns the joined validation errors ("" when valid). Throws cli_error when it cannot load.
+std::string check_instance_yaml(const std::string& name, const std::string& yaml_text);
+
+/// Writes `./lima.REJECTED.yaml` and returns Lima's error text for `err`.
+std::string save_rejected_yaml(const std::string& yaml_text, const std::string& err);
+
+/// Message of every command that needs the supervisor, which is not built yet.
+std::string supervisor_not_built(const std::string& what);
+
+} // namespace calima::cli

@@ -1,0 +1,125 @@
+/// limactl: Lima's command line, backed by calima's store (and, later, its supervisor).
+
+#include "cli/cli_common.hpp"
+#include "cli/commands.hpp"
+#include "config/log.hpp"
+#include "config/store.hpp"
+
+#include <CLI/CLI.hpp>
+#include <cstdio>
+#include <fmt/format.h>
+#include <unistd.h>
+
+#ifndef CALIMA_LIMA_VERSION
+#define CALIMA_LIMA_VERSION "2.2.0"
+#endif
+
+using namespace calima;
+using namespace calima::cli;
+
+namespace {
+
+/// Sets up logging from the global flags (root pre-run of §1.4).
+void apply_globals(CLI::App& root) {
+  auto& g = globals();
+  if (tty_given(root) && g.yes)
+    throw cli_error("cannot use both --tty and --yes flags at the same time");
+  g.tty = tty_given(root) ? g.tty_flag : stdout_is_tty();
+  if (g.yes)
+    g.tty = false;
+  log::level lvl = g.debug ? log::level::debug : log::level::info;
+  if (!g.log_level.empty() && !log::parse_level(g.log_level, lvl))
+    throw cli_error(fmt::format("not a valid logrus Level: \"{}\"", g.log_level));
+  log::format fmt_ = log::format::text;
+  if (g.log_format == "json")
+    fmt_ = log::format::json;
+  else if (g.log_format != "text")
+    throw cli_error(fmt::format("unsupported log-format: `{}`", g.log_format));
+  log::configure(lvl, fmt_, fmt_ == log::format::text && ::isatty(STDERR_FILENO) == 1);
+  store::lima_home(); // fails early when neither LIMA_HOME nor HOME is usable
+}
+
+/// CLI11's parse errors in cobra's words (§1.3).
+std::string cobra_message(const CLI::ParseError& e, const std::vector<std::string>& argv) {
+  std::string what = e.what();
+  if (dynamic_cast<const CLI::ExtrasError*>(&e) != nullptr) {
+    for (auto& a : argv) {
+      if (a == "--")
+        break;
+      if (a.rfind("--", 0) == 0 && a.size() > 2 && what.find(a) != std::string::npos)
+        return fmt::format("unknown flag: {}", a.substr(0, a.find('=')));
+      if (a.size() > 1 && a[0] == '-' && a[1] != '-' && what.find(a) != std::string::npos)
+        return fmt::format("unknown shorthand flag: '{}' in {}", a[1], a);
+    }
+  }
+  return what;
+}
+
+} // namespace
+
+int main(int argc, char** argv) {
+  CLI::App root{"Lima: Linux virtual machines", "limactl"};
+  root.set_help_flag("-h,--help", "help for limactl");
+  root.fallthrough();
+  root.require_subcommand(0, 1);
+  bool version = false;
+  auto& g = globals();
+  root.add_flag("-v,--version", version, "version for limactl");
+  root.add_flag("--debug", g.debug, "debug mode");
+  root.add_option("--log-level", g.log_level, "Set the logging level [trace, debug, info, warn, error]");
+  root.add_option("--log-format", g.log_format, "Set the logging format [text, json]");
+  root.add_flag("--tty", g.tty_flag, "Enable TUI interactions such as opening an editor. Defaults to true when stdout is a terminal. Set to false for automation.");
+  root.add_flag("-y,--yes", g.yes, "Alias of --tty=false");
+
+  register_create(root);
+  register_list(root);
+  register_delete(root);
+  register_protect(root);
+  register_lifecycle(root);
+  register_template(root);
+  register_info(root);
+
+  std::vector<std::string> args(argv + 1, argv + argc);
+  try {
+    try {
+      root.parse(argc, argv);
+    } catch (const CLI::CallForHelp&) {
+      std::fputs(root.help().c_str(), stdout);
+      return 0;
+    } catch (const CLI::ParseError& e) {
+      if (e.get_exit_code() == 0) {
+        std::fputs(root.help().c_str(), stdout);
+        return 0;
+      }
+      throw cli_error(cobra_message(e, args));
+    }
+    if (version) {
+      std::printf("limactl version %s\n", CALIMA_LIMA_VERSION);
+      return 0;
+    }
+    // The deepest parsed sub-command decides.
+    const CLI::App* cmd = &root;
+    for (;;) {
+      auto subs = cmd->get_subcommands();
+      if (subs.empty())
+        break;
+      cmd = subs.front();
+    }
+    auto* action = find_action(cmd);
+    if (!action) {
+      std::fputs(cmd->help().c_str(), stdout);
+      return 0;
+    }
+    apply_globals(root);
+    (*action)();
+    return 0;
+  } catch (const cli_error& e) {
+    log::fatal_line(e.what());
+    return 1;
+  } catch (const child_exit& e) {
+    return e.code;
+  } catch (const std::exception& e) {
+    log::fatal_line(e.what());
+    return 1;
+  }
+}
