@@ -1,0 +1,167 @@
+#include "config/template_detail.hpp"
+
+#include "config/template_store.hpp"
+
+#include <cctype>
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+#include <fcntl.h>
+#include <fmt/format.h>
+#include <sys/stat.h>
+#include <sys/utsname.h>
+#include <unistd.h>
+#include <vector>
+
+namespace calima::template_detail {
+
+std::string clean_path(std::string_view p) {
+  if (p.empty())
+    return ".";
+  bool rooted = p.front() == '/';
+  std::vector<std::string_view> parts;
+  size_t i = 0;
+  while (i < p.size()) {
+    size_t j = p.find('/', i);
+    if (j == std::string_view::npos)
+      j = p.size();
+    auto seg = p.substr(i, j - i);
+    i = j + 1;
+    if (seg.empty() || seg == ".")
+      continue;
+    if (seg == "..") {
+      if (!parts.empty() && parts.back() != "..")
+        parts.pop_back();
+      else if (!rooted)
+        parts.push_back(seg);
+      continue;
+    }
+    parts.push_back(seg);
+  }
+  std::string out = rooted ? "/" : "";
+  for (size_t k = 0; k < parts.size(); ++k) {
+    if (k > 0)
+      out += '/';
+    out += parts[k];
+  }
+  return out.empty() ? "." : out;
+}
+
+std::string abs_path(std::string_view p) {
+  if (!p.empty() && p.front() == '/')
+    return clean_path(p);
+  std::vector<char> buf(4096);
+  while (::getcwd(buf.data(), buf.size()) == nullptr) {
+    if (errno != ERANGE)
+      throw template_error(fmt::format("getwd: {}", std::strerror(errno)));
+    buf.resize(buf.size() * 2);
+  }
+  return clean_path(std::string(buf.data()) + "/" + std::string(p));
+}
+
+std::string dir_name(std::string_view p) {
+  auto slash = p.rfind('/');
+  if (slash == std::string_view::npos)
+    return ".";
+  return clean_path(p.substr(0, slash + 1));
+}
+
+std::string base_name(std::string_view p) {
+  if (p.empty())
+    return ".";
+  while (p.size() > 1 && p.back() == '/')
+    p.remove_suffix(1);
+  if (p == "/")
+    return "/";
+  auto slash = p.rfind('/');
+  return std::string(slash == std::string_view::npos ? p : p.substr(slash + 1));
+}
+
+std::string join_path(std::string_view a, std::string_view b) {
+  if (a.empty() && b.empty())
+    return "";
+  if (a.empty())
+    return clean_path(b);
+  if (b.empty())
+    return clean_path(a);
+  return clean_path(std::string(a) + "/" + std::string(b));
+}
+
+std::string url_scheme(std::string_view s) {
+  if (s.empty() || !std::isalpha(static_cast<unsigned char>(s.front())))
+    return "";
+  for (size_t i = 1; i < s.size(); ++i) {
+    char c = s[i];
+    if (c == ':')
+      return std::string(s.substr(0, i));
+    if (!std::isalnum(static_cast<unsigned char>(c)) && c != '+' && c != '-' && c != '.')
+      return "";
+  }
+  return "";
+}
+
+std::string path_error(std::string_view op, std::string_view path, int err) {
+  std::string text = std::strerror(err);
+  // Go's syscall errors are lower case ("no such file or directory"); glibc capitalises.
+  if (!text.empty())
+    text[0] = static_cast<char>(std::tolower(static_cast<unsigned char>(text[0])));
+  return fmt::format("{} {}: {}", op, path, text);
+}
+
+std::string limit_message(size_t limit) {
+  return fmt::format("exceeded the limit ({} bytes)", limit);
+}
+
+std::string read_file_limited(const std::string& path, size_t limit) {
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0)
+    throw template_error(path_error("open", path, errno));
+  std::string out;
+  char buf[65536];
+  for (;;) {
+    auto n = ::read(fd, buf, sizeof buf);
+    if (n < 0) {
+      if (errno == EINTR)
+        continue;
+      int err = errno;
+      ::close(fd);
+      throw template_error(path_error("read", path, err));
+    }
+    if (n == 0)
+      break;
+    out.append(buf, static_cast<size_t>(n));
+    if (out.size() > limit) {
+      ::close(fd);
+      // Lima's ReadAtMaximum silently truncates here; an error is more useful than half a file.
+      throw template_error(fmt::format("read {}: {}", path, limit_message(limit)));
+    }
+  }
+  ::close(fd);
+  return out;
+}
+
+std::string expand_tilde(std::string_view p) {
+  if (p != "~" && p.substr(0, 2) != "~/")
+    return std::string(p);
+  const char* home = std::getenv("HOME");
+  std::string h = home ? home : "";
+  return h + std::string(p.substr(1));
+}
+
+std::string host_arch() {
+  struct utsname u {};
+  if (::uname(&u) != 0)
+    return "x86_64";
+  std::string m = u.machine;
+  if (m == "arm64")
+    return "aarch64";
+  if (m == "amd64")
+    return "x86_64";
+  if (m.rfind("armv7", 0) == 0)
+    return "armv7l";
+  if (m == "ppc64le" || m == "riscv64" || m == "s390x" || m == "aarch64" || m == "x86_64")
+    return m;
+  return m;
+}
+
+} // namespace calima::template_detail
