@@ -9,6 +9,10 @@
 #include <string_view>
 #include <vector>
 
+namespace calima {
+struct host_info;
+} // namespace calima
+
 /// Reading, default-filling and checking lima.yaml (spec §9–§11).
 ///
 ///   text ──decode──▶ lima_yaml (as written) ──fill_defaults(d, y, o)──▶ lima_yaml (filled)
@@ -51,12 +55,21 @@ struct load_context {
   std::string yaml_path;     ///< absolute lima.yaml path (messages; network MAC address seed)
   std::string lima_version;  ///< content of the instance's `lima-version`, "" when missing
   bool check_param_usage = true; ///< §11.3, on the instance file only
+  /// Lima's LoadWithWarnings (create, edit): also log the user-name substitution warnings.
+  bool warn = false;
+  /// Host facts for defaults; nullptr = `host_info::current()`. Tests inject a fake host.
+  const calima::host_info* host = nullptr;
 };
 
 /// §10.1 steps 1–4: decode y (the given text), d and o (from `<lima_home>/_config`, optional),
 /// check param usage, fill defaults (§9, §10.2) including template expansion, resolve vmType.
 /// Throws load_error. Does not validate.
 lima_yaml load(std::string_view text, const load_context& ctx);
+
+/// §11.3 validateParamIsUsed on the instance file, before templates are expanded: throws
+/// load_error ``field `param` key `K` is not used in any provision, probe, copyToHost, or
+/// portForward`` for the first unused key (keys in sorted order).
+void check_param_usage(const lima_yaml& y);
 
 /// §10.2: merges default (d), the instance file (y) and override (o) and fills builtin defaults.
 lima_yaml fill_defaults(const lima_yaml& y, const lima_yaml& d, const lima_yaml& o,

@@ -1,0 +1,119 @@
+// Host and guest templates of FillDefault (spec §9.3, §9.5): Go text/template over the data
+// Lima builds in executeHostTemplate / executeGuestTemplate.
+
+#include "config/defaults_detail.hpp"
+
+#include "config/go_format.hpp"
+#include "config/go_template.hpp"
+#include "config/log.hpp"
+#include "config/names.hpp"
+
+#include <nlohmann/json.hpp>
+
+namespace calima::limayaml::defaults {
+
+namespace {
+
+using json = nlohmann::ordered_json;
+
+json param_json(const string_map& param) {
+  json j = json::object();
+  for (const auto& [k, v] : param)
+    j[k] = v;
+  return j;
+}
+
+/// Parses and runs `text`; throws go_template::error.
+std::string run(const std::string& text, const json& data) {
+  go_template::options opts;
+  opts.name = "";
+  // Lima passes a map[string]any; its "Param" entry is a map[string]string.
+  opts.root_type = "map[string]interface {}";
+  opts.map_keys = {"Param"};
+  opts.lima_functions = false;
+  return go_template::tmpl::parse(text, opts).execute(data);
+}
+
+void warn_template(std::string_view what, const std::string& text, const std::exception& err) {
+  log::warn("Couldn't process " + std::string(what) + " " + go_quote(text) + " as a template",
+            {{"error", err.what()}});
+}
+
+} // namespace
+
+std::string guest_template(const env& e, const user_opts& user, const string_map& param,
+                           const std::string& text, std::string_view what) {
+  json data = json::object();
+  data["Name"] = e.name;
+  data["Hostname"] = hostname_of(e.name);
+  data["UID"] = user.uid.value_or(0);
+  data["User"] = user.name.value_or("");
+  data["Home"] = user.home.value_or("");
+  data["Param"] = param_json(param);
+  try {
+    return run(text, data);
+  } catch (const go_template::error& err) {
+    warn_template(what, text, err);
+    return text;
+  }
+}
+
+std::optional<std::string> host_template(const env& e, const string_map& param,
+                                         const std::string& text, std::string_view what) {
+  json data = json::object();
+  data["Dir"] = e.inst_dir;
+  data["Name"] = e.name;
+  data["UID"] = e.host.uid;
+  data["User"] = e.host.user_name;
+  data["Home"] = e.host.home;
+  data["Param"] = param_json(param);
+  data["GlobalTempDir"] = e.host.goos == "windows" ? e.host.temp_dir : std::string("/tmp");
+  data["TempDir"] = e.host.temp_dir;
+  data["Instance"] = e.name;
+  data["LimaHome"] = e.lima_home;
+  try {
+    return run(text, data);
+  } catch (const go_template::error& err) {
+    warn_template(what, text, err);
+    return std::nullopt;
+  }
+}
+
+std::string clean_path(std::string_view path) {
+  if (path.empty())
+    return ".";
+  const bool rooted = path.front() == '/';
+  std::vector<std::string> parts;
+  size_t dotdot = 0; // leading ".." entries that cannot be removed (relative paths only)
+  size_t i = 0;
+  while (i < path.size()) {
+    size_t j = path.find('/', i);
+    if (j == std::string_view::npos)
+      j = path.size();
+    std::string_view seg = path.substr(i, j - i);
+    i = j + 1;
+    if (seg.empty() || seg == ".")
+      continue;
+    if (seg == "..") {
+      if (parts.size() > dotdot) {
+        parts.pop_back();
+      } else if (!rooted) {
+        parts.emplace_back("..");
+        ++dotdot;
+      }
+      continue;
+    }
+    parts.emplace_back(seg);
+  }
+  std::string out = rooted ? "/" : "";
+  for (size_t k = 0; k < parts.size(); ++k) {
+    if (k > 0)
+      out += '/';
+    out += parts[k];
+  }
+  if (out.empty())
+    return ".";
+  return out;
+}
+
+} // namespace calima::limayaml::defaults
