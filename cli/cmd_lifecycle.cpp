@@ -187,7 +187,7 @@ void register_lifecycle(CLI::App& root) {
     auto preserve = std::make_shared<bool>(false);
     auto* cmd = root.add_subcommand("shell", "Execute shell in Lima");
     cmd->group("Basic Commands");
-    cmd->prefix_command();
+    cmd->add_option("args", *args); // main inserts `--` before the first positional
     auto* start_opt = cmd->add_flag("--start", *start, "Start the instance if it is not already running");
     cmd->add_option("--instance", *instance, "Instance name")->group("");
     cmd->add_option("--shell", *shell, "Shell interpreter, e.g. /bin/bash");
@@ -195,8 +195,8 @@ void register_lifecycle(CLI::App& root) {
     cmd->add_option("--sync", *sync, "Copy a host directory to the guest and vice-versa upon exit");
     cmd->add_flag("--reconnect", *reconnect, "Reconnect to the SSH session");
     cmd->add_flag("--preserve-env", *preserve, "Propagate environment variables to the shell");
-    set_action(cmd, [cmd, start, start_opt, instance] {
-      run_shell(cmd->remaining(), *start, start_opt->count() > 0, *instance);
+    set_action(cmd, [args, start, start_opt, instance] {
+      run_shell(*args, *start, start_opt->count() > 0, *instance);
     });
   }
 }

@@ -14,5 +14,11 @@ void register_protect(CLI::App& root);
 void register_lifecycle(CLI::App& root); // start, stop, restart, shell: not built yet beyond checks
 void register_template(CLI::App& root);  // template copy|validate|yq, validate
 void register_info(CLI::App& root);
+void register_edit(CLI::App& root);      // edit, clone, rename
+void register_yq(CLI::App& root);
+void register_disk(CLI::App& root);          // disk create|list|delete|unlock|resize|import
+void register_prune(CLI::App& root);
+void register_factory_reset(CLI::App& root);
+void register_show_ssh(CLI::App& root);
 
 } // namespace calima::cli

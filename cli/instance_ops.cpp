@@ -5,6 +5,7 @@
 #include "config/identity.hpp"
 #include "config/lima_yaml_load.hpp"
 #include "config/names.hpp"
+#include "config/validate.hpp"
 #include "cli/cli_common.hpp"
 #include "config/log.hpp"
 
@@ -89,6 +90,8 @@ std::string check_instance_yaml(const std::string& name, const std::string& yaml
     return e.what();
   }
   auto problems = limayaml::validate(cfg, true);
+  if (problems.empty() && cfg.vm_type.value_or("qemu") == "qemu")
+    problems = limayaml::validate_qemu_driver(cfg);
   return join(problems, "\n");
 }
 
@@ -98,9 +101,9 @@ std::string save_rejected_yaml(const std::string& yaml_text, const std::string& 
     fs::write_file_atomic(rejected, yaml_text, 0644);
   } catch (const std::exception& e) {
     return fmt::format("the YAML is invalid, attempted to save the buffer as {} but failed: {}\n{}",
-                       go_quote(rejected), err, e.what());
+                       go_backquote(rejected), err, e.what());
   }
-  return fmt::format("the YAML is invalid, saved the buffer as {}: {}", go_quote(rejected), err);
+  return fmt::format("the YAML is invalid, saved the buffer as {}: {}", go_backquote(rejected), err);
 }
 
 void create_instance(const std::string& name, const std::string& yaml_text, bool save_rejected) {

@@ -4,6 +4,7 @@
 #include "cli/commands.hpp"
 #include "config/log.hpp"
 #include "config/store.hpp"
+#include "config/template_store.hpp"
 
 #include <CLI/CLI.hpp>
 #include <cstdio>
@@ -55,9 +56,46 @@ std::string cobra_message(const CLI::ParseError& e, const std::vector<std::strin
   return what;
 }
 
+/// `limactl shell` stops parsing flags at its first positional argument (cobra's
+/// SetInterspersed(false)); CLI11 does not, so a `--` is inserted there.
+std::vector<std::string> stop_flags_after_shell_instance(std::vector<std::string> args) {
+  auto takes_value = [](const std::string& a, std::initializer_list<const char*> names) {
+    for (auto* n : names)
+      if (a == n)
+        return true;
+    return false;
+  };
+  const auto global_valued = {"--log-level", "--log-format"};
+  const auto shell_valued = {"--instance", "--shell", "--workdir", "--sync", "--log-level",
+                             "--log-format"};
+  size_t i = 0;
+  for (; i < args.size(); ++i) {
+    if (args[i] == "--")
+      return args;
+    if (args[i].empty() || args[i][0] != '-')
+      break;
+    if (takes_value(args[i], global_valued))
+      ++i;
+  }
+  if (i >= args.size() || args[i] != "shell")
+    return args;
+  for (++i; i < args.size(); ++i) {
+    if (args[i] == "--")
+      return args;
+    if (args[i].empty() || args[i][0] != '-') {
+      args.insert(args.begin() + static_cast<long>(i), "--");
+      return args;
+    }
+    if (takes_value(args[i], shell_valued))
+      ++i;
+  }
+  return args;
+}
+
 } // namespace
 
 int main(int argc, char** argv) {
+  set_invoked_path(argc > 0 ? argv[0] : "limactl");
   CLI::App root{"Lima: Linux virtual machines", "limactl"};
   root.set_help_flag("-h,--help", "help for limactl");
   root.fallthrough();
@@ -78,11 +116,18 @@ int main(int argc, char** argv) {
   register_lifecycle(root);
   register_template(root);
   register_info(root);
+  register_edit(root);
+  register_yq(root);
+  register_disk(root);
+  register_prune(root);
+  register_factory_reset(root);
+  register_show_ssh(root);
 
-  std::vector<std::string> args(argv + 1, argv + argc);
+  auto args = stop_flags_after_shell_instance({argv + 1, argv + argc});
   try {
     try {
-      root.parse(argc, argv);
+      std::vector<std::string> reversed(args.rbegin(), args.rend());
+      root.parse(reversed);
     } catch (const CLI::CallForHelp&) {
       std::fputs(root.help().c_str(), stdout);
       return 0;

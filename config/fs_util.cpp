@@ -23,11 +23,6 @@ namespace {
 
 } // namespace
 
-std::string path_error(std::string_view op, std::string_view path, int err) {
-  // Go prints syscall errors in lower case ("no such file or directory"): so does glibc.
-  return fmt::format("{} {}: {}", op, path, std::strerror(err));
-}
-
 std::optional<std::string> read_file(const std::string& path) {
   int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0)

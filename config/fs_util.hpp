@@ -1,5 +1,7 @@
 #pragma once
 
+#include "config/go_format.hpp"
+
 #include <optional>
 #include <string>
 #include <string_view>
@@ -40,7 +42,7 @@ std::string home_dir();
 /// Removes a directory tree. Throws std::system_error naming the first path that failed.
 void remove_all(const std::string& path);
 
-/// Strerror-style text as Go prints an *os.PathError: "<op> <path>: <strerror>".
-std::string path_error(std::string_view op, std::string_view path, int err);
+/// Go's *os.PathError text (config/go_format.hpp).
+using calima::path_error;
 
 } // namespace calima::fs

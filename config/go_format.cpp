@@ -1,6 +1,8 @@
 #include "config/go_format.hpp"
 
+#include <cctype>
 #include <cstdint>
+#include <cstring>
 #include <fmt/format.h>
 
 namespace calima {
@@ -87,6 +89,17 @@ std::string go_backquote(std::string_view s) {
   out.append(s);
   out += '`';
   return out;
+}
+
+std::string go_errno_text(int err) {
+  std::string text = std::strerror(err);
+  if (!text.empty())
+    text[0] = static_cast<char>(std::tolower(static_cast<unsigned char>(text[0])));
+  return text;
+}
+
+std::string path_error(std::string_view op, std::string_view path, int err) {
+  return fmt::format("{} {}: {}", op, path, go_errno_text(err));
 }
 
 std::string go_list(const std::vector<std::string>& items) {

@@ -15,6 +15,13 @@ std::string go_quote(std::string_view s);
 /// otherwise the same as go_quote.
 std::string go_backquote(std::string_view s);
 
+/// A syscall.Errno as Go prints it: glibc's strerror with a lower-case first letter
+/// ("no such file or directory").
+std::string go_errno_text(int err);
+
+/// An *os.PathError as Go prints it: "<op> <path>: <errno text>".
+std::string path_error(std::string_view op, std::string_view path, int err);
+
 /// Go's `%v` of a []string: `[a b c]`.
 std::string go_list(const std::vector<std::string>& items);
 

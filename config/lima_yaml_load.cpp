@@ -18,14 +18,6 @@ namespace calima::limayaml {
 
 namespace {
 
-/// Go's *PathError text for errno `err`.
-std::string path_error(const std::string& op, const std::string& path, int err) {
-  std::string text = std::strerror(err);
-  if (!text.empty())
-    text[0] = static_cast<char>(std::tolower(static_cast<unsigned char>(text[0])));
-  return op + " " + path + ": " + text;
-}
-
 /// os.ReadFile: content, nullopt for a missing file; throws load_error for other failures.
 std::optional<std::string> read_optional(const std::string& path) {
   errno = 0;

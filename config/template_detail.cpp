@@ -53,7 +53,7 @@ std::string abs_path(std::string_view p) {
   std::vector<char> buf(4096);
   while (::getcwd(buf.data(), buf.size()) == nullptr) {
     if (errno != ERANGE)
-      throw template_error(fmt::format("getwd: {}", std::strerror(errno)));
+      throw template_error(fmt::format("getwd: {}", go_errno_text(errno)));
     buf.resize(buf.size() * 2);
   }
   return clean_path(std::string(buf.data()) + "/" + std::string(p));
@@ -100,13 +100,6 @@ std::string url_scheme(std::string_view s) {
   return "";
 }
 
-std::string path_error(std::string_view op, std::string_view path, int err) {
-  std::string text = std::strerror(err);
-  // Go's syscall errors are lower case ("no such file or directory"); glibc capitalises.
-  if (!text.empty())
-    text[0] = static_cast<char>(std::tolower(static_cast<unsigned char>(text[0])));
-  return fmt::format("{} {}: {}", op, path, text);
-}
 
 std::string limit_message(size_t limit) {
   return fmt::format("exceeded the limit ({} bytes)", limit);

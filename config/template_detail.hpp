@@ -1,5 +1,7 @@
 #pragma once
 
+#include "config/go_format.hpp"
+
 #include <string>
 #include <string_view>
 
@@ -27,8 +29,7 @@ std::string join_path(std::string_view a, std::string_view b);
 /// `:`; "" when there is none (or the text before `:` is not a scheme).
 std::string url_scheme(std::string_view s);
 
-/// Go's *os.PathError text: `open /x: no such file or directory` (strerror, lower-cased).
-std::string path_error(std::string_view op, std::string_view path, int err);
+using calima::path_error;
 
 /// Reads a file of at most `limit` bytes. Throws template_error with the Go-style message
 /// (`open /x: no such file or directory`, `exceeded the limit (4194304 bytes)`).

@@ -64,13 +64,6 @@ std::string clean_abs(std::string_view p) {
   return out.empty() ? "/" : out;
 }
 
-/// syscall.Errno's text as Go prints it: glibc's strerror with a lower-case first letter.
-std::string errno_text(int err) {
-  std::string text = std::strerror(err);
-  if (!text.empty())
-    text[0] = static_cast<char>(std::tolower(static_cast<unsigned char>(text[0])));
-  return text;
-}
 
 } // namespace
 
@@ -95,7 +88,7 @@ std::optional<std::string> expand_local_path(std::string_view orig, std::string*
   if (!is_abs(s)) {
     char cwd[PATH_MAX];
     if (::getcwd(cwd, sizeof cwd) == nullptr)
-      return fail(fmt::format("getwd: {}", errno_text(errno)));
+      return fail(fmt::format("getwd: {}", go_errno_text(errno)));
     s = std::string(cwd) + "/" + s;
   }
   return clean_abs(s);
@@ -107,7 +100,7 @@ stat_result go_stat(const std::string& path) {
   if (::stat(path.c_str(), &st) != 0) {
     int err = errno;
     r.not_exist = err == ENOENT;
-    r.error = fmt::format("stat {}: {}", path, errno_text(err));
+    r.error = fmt::format("stat {}: {}", path, go_errno_text(err));
     return r;
   }
   r.ok = true;

@@ -232,7 +232,7 @@ TEST(limactl_cli, lists_an_instance_written_by_lima) {
   auto rows = lines(r.out);
   ASSERT_EQ(rows.size(), 2u) << r.out;
   EXPECT_EQ(rows[1].rfind("ubuntu    Stopped    127.0.0.1:38123    qemu", 0), 0u) << rows[1];
-  EXPECT_TRUE(contains(rows[1], "2         2GiB      20GiB    " + dir)) << rows[1];
+  EXPECT_TRUE(contains(rows[1], "x86_64    2       2GiB      20GiB    " + dir)) << rows[1];
   auto js = nlohmann::json::parse(lc.run({"ls", "--json", "ubuntu"}).out);
   EXPECT_EQ(js["limaVersion"], "2.0.3");
   EXPECT_EQ(js["sshLocalPort"], 38123);
