@@ -31,6 +31,7 @@ std::string run(const std::string& text, const json& data) {
   opts.root_type = "map[string]interface {}";
   opts.map_keys = {"Param"};
   opts.lima_functions = false;
+  opts.root_is_map = true; // Lima executes these templates over a map[string]any
   return go_template::tmpl::parse(text, opts).execute(data);
 }
 

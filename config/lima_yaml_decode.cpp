@@ -331,6 +331,13 @@ public:
         double t = std::trunc(r.f);
         if (u32 ? (t >= 0 && t <= 4294967295.0) : (t >= -9.2233720368547758e18 && t < 9.2233720368547758e18))
           return static_cast<int64_t>(t);
+      } else if (r.k == kind::string) {
+        // Lima decodes with goccy/go-yaml, which converts a quoted number into an int field:
+        // `limactl create --port-forward 8080:80` writes `guestPort: "80"` and relies on it.
+        int64_t v = 0;
+        bool overflow = false;
+        if (parse_go_int(n.Scalar(), v, overflow) && !overflow && (!u32 || (v >= 0 && v <= 4294967295LL)))
+          return v;
       }
     }
     terror(n, go_type);
