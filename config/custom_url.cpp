@@ -1,4 +1,5 @@
 // Custom URL schemes of template locators (spec §12.3) and the libcurl HTTP client.
+#include "config/fs_util.hpp"
 #include "config/locator.hpp"
 
 #include "config/go_format.hpp"
@@ -167,7 +168,7 @@ std::optional<std::string> find_url_plugin(std::string_view scheme) {
     auto dir = rest.substr(0, colon);
     auto cand = td::join_path(dir.empty() ? "." : dir, exe);
     if (is_executable_file(cand))
-      return td::abs_path(cand);
+      return fs::absolute(cand);
     if (colon == std::string_view::npos)
       break;
     rest.remove_prefix(colon + 1);

@@ -1,5 +1,7 @@
 #pragma once
 
+#include "config/fs_util.hpp"
+
 #include "config/host_info.hpp"
 #include "config/lima_yaml.hpp"
 #include "config/lima_yaml_load.hpp"
@@ -136,8 +138,6 @@ std::string guest_template(const env& e, const user_opts& user, const string_map
 std::optional<std::string> host_template(const env& e, const string_map& param,
                                          const std::string& text, std::string_view what);
 
-/// Go's filepath.Clean.
-std::string clean_path(std::string_view path);
 
 // -- list rules (defaults_lists.cpp) --
 

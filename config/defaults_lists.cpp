@@ -45,7 +45,7 @@ void fill_port_forward(const env& e, const lima_yaml& y, port_forward& pf) {
     if (auto out = host_template(e, e.param, *pf.host_socket, "hostSocket"))
       pf.host_socket = *out;
     if (pf.host_socket->empty() || pf.host_socket->front() != '/')
-      pf.host_socket = clean_path(e.inst_dir + "/sock/" + *pf.host_socket);
+      pf.host_socket = fs::clean(e.inst_dir + "/sock/" + *pf.host_socket);
   } else if (unset_range(pf.host_port_range)) {
     int64_t port = pf.host_port.value_or(0);
     pf.host_port_range = port == 0 ? pf.guest_port_range : std::vector{port, port};
@@ -63,7 +63,7 @@ std::optional<std::string> expand_tilde(const env& e, const std::string& path,
     error = "$HOME is not defined";
     return std::nullopt;
   }
-  return clean_path(e.host.home + path.substr(1));
+  return fs::clean(e.host.home + path.substr(1));
 }
 
 } // namespace
@@ -206,7 +206,7 @@ void fill_mounts(const env& e, lima_yaml& y, const lima_yaml& d, const lima_yaml
     for (auto m : *src) {
       std::string location = m.location.value_or("");
       if (auto out = host_template(e, e.param, location, "mount location"))
-        location = clean_path(*out);
+        location = fs::clean(*out);
       // Relative paths are kept as they are; validation rejects them.
       if (!location.empty() && location.front() == '~') {
         std::string err;

@@ -80,41 +80,5 @@ std::optional<std::string> host_template(const env& e, const string_map& param,
   }
 }
 
-std::string clean_path(std::string_view path) {
-  if (path.empty())
-    return ".";
-  const bool rooted = path.front() == '/';
-  std::vector<std::string> parts;
-  size_t dotdot = 0; // leading ".." entries that cannot be removed (relative paths only)
-  size_t i = 0;
-  while (i < path.size()) {
-    size_t j = path.find('/', i);
-    if (j == std::string_view::npos)
-      j = path.size();
-    std::string_view seg = path.substr(i, j - i);
-    i = j + 1;
-    if (seg.empty() || seg == ".")
-      continue;
-    if (seg == "..") {
-      if (parts.size() > dotdot) {
-        parts.pop_back();
-      } else if (!rooted) {
-        parts.emplace_back("..");
-        ++dotdot;
-      }
-      continue;
-    }
-    parts.emplace_back(seg);
-  }
-  std::string out = rooted ? "/" : "";
-  for (size_t k = 0; k < parts.size(); ++k) {
-    if (k > 0)
-      out += '/';
-    out += parts[k];
-  }
-  if (out.empty())
-    return ".";
-  return out;
-}
 
 } // namespace calima::limayaml::defaults

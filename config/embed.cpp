@@ -1,4 +1,5 @@
 // Template-time embedding of bases and scripts (spec §10.3).
+#include "config/fs_util.hpp"
 #include "config/embed.hpp"
 
 #include "config/go_format.hpp"
@@ -196,25 +197,6 @@ std::string quote_rune(char32_t r) {
   return fmt::format("'\\U{:08x}'", static_cast<unsigned>(r));
 }
 
-/// Decodes one UTF-8 rune at s[i]; returns its length, or 0 for an invalid sequence.
-size_t decode_rune(std::string_view s, size_t i, char32_t& r) {
-  auto c = static_cast<unsigned char>(s[i]);
-  size_t len = c < 0x80 ? 1 : (c >> 5) == 6 ? 2 : (c >> 4) == 14 ? 3 : (c >> 3) == 30 ? 4 : 0;
-  if (len == 0 || i + len > s.size())
-    return 0;
-  r = len == 1 ? c : len == 2 ? (c & 0x1F) : len == 3 ? (c & 0x0F) : (c & 0x07);
-  for (size_t k = 1; k < len; ++k) {
-    auto cc = static_cast<unsigned char>(s[i + k]);
-    if ((cc >> 6) != 2)
-      return 0;
-    r = (r << 6) | (cc & 0x3F);
-  }
-  static const char32_t min_for_len[] = {0, 0, 0x80, 0x800, 0x10000};
-  if (r < min_for_len[len] || r > 0x10FFFF || (r >= 0xD800 && r <= 0xDFFF))
-    return 0;
-  return len;
-}
-
 /// An approximation of Go's unicode.IsPrint: no control, format, private-use or non-character
 /// runes, and no space other than U+0020.
 bool is_print(char32_t r) {
@@ -403,9 +385,9 @@ std::string locator_base_path(std::string_view locator) {
     auto trim_dot = [](std::string d) { return d == "." ? std::string() : d; };
     if (rest.substr(0, 2) != "//") // opaque: template:dir/name
       return scheme + ":" + trim_dot(td::dir_name(rest));
-    return scheme + "://" + trim_dot(td::dir_name(td::clean_path(rest.substr(2))));
+    return scheme + "://" + trim_dot(td::dir_name(fs::clean(rest.substr(2))));
   }
-  return td::abs_path(td::dir_name(locator));
+  return fs::absolute(td::dir_name(locator));
 }
 
 std::string abs_locator(std::string_view locator, std::string_view base_path) {
@@ -431,12 +413,12 @@ std::string abs_locator(std::string_view locator, std::string_view base_path) {
       auto slash = host_path.find('/');
       auto host = host_path.substr(0, slash);
       auto path = slash == std::string_view::npos ? std::string_view() : host_path.substr(slash);
-      auto joined = td::clean_path("/" + std::string(path) + "/" + loc);
+      auto joined = fs::clean("/" + std::string(path) + "/" + loc);
       return scheme + "://" + std::string(host) + joined;
     }
     loc = td::join_path(base_path, loc);
   }
-  return td::clean_path(loc);
+  return fs::clean(loc);
 }
 
 // -- scripts ---------------------------------------------------------------------------------
@@ -446,7 +428,7 @@ std::string encode_script_reason(std::string_view script, size_t max_line) {
   size_t line = 1;
   for (size_t i = 0; i < script.size();) {
     char32_t r = 0;
-    size_t len = decode_rune(script, i, r);
+    size_t len = decode_utf8(script, i, r);
     if (len == 0) // Go would see U+FFFD; invalid UTF-8 cannot live in a YAML string either way
       return fmt::format("unprintable character {} at offset {}", "'\\ufffd'", i);
     if (!(is_print(r) || r == '\n' || r == '\r' || r == '\t'))

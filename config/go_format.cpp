@@ -9,26 +9,17 @@ namespace calima {
 
 namespace {
 
-/// Decodes one UTF-8 rune at s[i]; returns the rune and advances i. Invalid bytes give -1 and
-/// advance by one, as Go's utf8.DecodeRuneInString does (RuneError).
+/// Go's utf8.DecodeRuneInString: the rune at s[i], advancing i; -1 (RuneError) for an invalid
+/// byte, advancing by one.
 int32_t decode_rune(std::string_view s, size_t& i) {
-  auto c = static_cast<unsigned char>(s[i]);
-  int len = c < 0x80 ? 1 : (c >> 5) == 6 ? 2 : (c >> 4) == 14 ? 3 : (c >> 3) == 30 ? 4 : 0;
-  if (len == 0 || i + len > s.size()) {
+  char32_t cp = 0;
+  size_t len = decode_utf8(s, i, cp);
+  if (len == 0) {
     ++i;
     return -1;
   }
-  int32_t r = len == 1 ? c : c & (0x7f >> len);
-  for (int k = 1; k < len; ++k) {
-    auto cc = static_cast<unsigned char>(s[i + k]);
-    if ((cc & 0xc0) != 0x80) {
-      ++i;
-      return -1;
-    }
-    r = (r << 6) | (cc & 0x3f);
-  }
   i += len;
-  return r;
+  return static_cast<int32_t>(cp);
 }
 
 bool printable(int32_t r) {
@@ -41,6 +32,42 @@ bool printable(int32_t r) {
 }
 
 } // namespace
+
+size_t decode_utf8(std::string_view s, size_t i, char32_t& cp) {
+  auto c = static_cast<unsigned char>(s[i]);
+  size_t len = c < 0x80 ? 1 : (c >> 5) == 6 ? 2 : (c >> 4) == 14 ? 3 : (c >> 3) == 30 ? 4 : 0;
+  if (len == 0 || i + len > s.size())
+    return 0;
+  cp = len == 1 ? c : len == 2 ? (c & 0x1F) : len == 3 ? (c & 0x0F) : (c & 0x07);
+  for (size_t k = 1; k < len; ++k) {
+    auto cc = static_cast<unsigned char>(s[i + k]);
+    if ((cc & 0xC0) != 0x80)
+      return 0;
+    cp = (cp << 6) | (cc & 0x3F);
+  }
+  static constexpr char32_t min_for_len[] = {0, 0, 0x80, 0x800, 0x10000};
+  if (cp < min_for_len[len] || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
+    return 0;
+  return len;
+}
+
+void append_utf8(std::string& out, char32_t r) {
+  if (r < 0x80) {
+    out += static_cast<char>(r);
+  } else if (r < 0x800) {
+    out += static_cast<char>(0xc0 | (r >> 6));
+    out += static_cast<char>(0x80 | (r & 0x3f));
+  } else if (r < 0x10000) {
+    out += static_cast<char>(0xe0 | (r >> 12));
+    out += static_cast<char>(0x80 | ((r >> 6) & 0x3f));
+    out += static_cast<char>(0x80 | (r & 0x3f));
+  } else {
+    out += static_cast<char>(0xf0 | (r >> 18));
+    out += static_cast<char>(0x80 | ((r >> 12) & 0x3f));
+    out += static_cast<char>(0x80 | ((r >> 6) & 0x3f));
+    out += static_cast<char>(0x80 | (r & 0x3f));
+  }
+}
 
 std::string go_quote(std::string_view s) {
   std::string out = "\"";

@@ -7,6 +7,13 @@
 /// Go's fmt quoting verbs, used by every Lima message (spec §1.1).
 namespace calima {
 
+/// Decodes one UTF-8 code point at s[i] strictly (no overlong forms, surrogates or values past
+/// U+10FFFF); returns its length, or 0 for an invalid sequence.
+size_t decode_utf8(std::string_view s, size_t i, char32_t& cp);
+
+/// Appends the UTF-8 encoding of `r`.
+void append_utf8(std::string& out, char32_t r);
+
 /// Go's `%q`: a double-quoted string with Go escapes (`\"`, `\\`, `\n`, `\t`, `\x00`, `\u00e9` for
 /// non-printable runes; printable UTF-8 stays as it is).
 std::string go_quote(std::string_view s);

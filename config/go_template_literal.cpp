@@ -1,5 +1,6 @@
 // Go literal syntax for templates: strconv.Unquote, UnquoteChar, ParseInt/ParseUint (base 0) and
 // ParseFloat, as the template parser uses them.
+#include "config/go_format.hpp"
 #include "config/go_template_ast.hpp"
 
 #include <algorithm>
@@ -19,24 +20,6 @@ int hex_value(char c) {
   if (c >= 'A' && c <= 'F')
     return c - 'A' + 10;
   return -1;
-}
-
-void append_utf8(std::string& out, std::uint32_t r) {
-  if (r < 0x80) {
-    out += static_cast<char>(r);
-  } else if (r < 0x800) {
-    out += static_cast<char>(0xc0 | (r >> 6));
-    out += static_cast<char>(0x80 | (r & 0x3f));
-  } else if (r < 0x10000) {
-    out += static_cast<char>(0xe0 | (r >> 12));
-    out += static_cast<char>(0x80 | ((r >> 6) & 0x3f));
-    out += static_cast<char>(0x80 | (r & 0x3f));
-  } else {
-    out += static_cast<char>(0xf0 | (r >> 18));
-    out += static_cast<char>(0x80 | ((r >> 12) & 0x3f));
-    out += static_cast<char>(0x80 | ((r >> 6) & 0x3f));
-    out += static_cast<char>(0x80 | (r & 0x3f));
-  }
 }
 
 /// Go's strconv.UnquoteChar: decodes one (possibly escaped) character of s at i into out; rune

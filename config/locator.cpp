@@ -1,4 +1,5 @@
 // Reading template locators and inferring instance names (spec §12.2).
+#include "config/fs_util.hpp"
 #include "config/locator.hpp"
 
 #include "config/go_format.hpp"
@@ -274,7 +275,7 @@ template_source read_template(std::string_view name, std::string_view locator,
   }
   if (t.name.empty())
     t.name = inst_name_from_yaml_path(t.locator);
-  t.locator = td::abs_path(t.locator);
+  t.locator = fs::absolute(t.locator);
   t.bytes = td::read_file_limited(t.locator, template_size_limit);
   return t;
 }

@@ -1,3 +1,4 @@
+#include "config/fs_util.hpp"
 #include "config/template_detail.hpp"
 
 #include "config/template_store.hpp"
@@ -15,55 +16,13 @@
 
 namespace calima::template_detail {
 
-std::string clean_path(std::string_view p) {
-  if (p.empty())
-    return ".";
-  bool rooted = p.front() == '/';
-  std::vector<std::string_view> parts;
-  size_t i = 0;
-  while (i < p.size()) {
-    size_t j = p.find('/', i);
-    if (j == std::string_view::npos)
-      j = p.size();
-    auto seg = p.substr(i, j - i);
-    i = j + 1;
-    if (seg.empty() || seg == ".")
-      continue;
-    if (seg == "..") {
-      if (!parts.empty() && parts.back() != "..")
-        parts.pop_back();
-      else if (!rooted)
-        parts.push_back(seg);
-      continue;
-    }
-    parts.push_back(seg);
-  }
-  std::string out = rooted ? "/" : "";
-  for (size_t k = 0; k < parts.size(); ++k) {
-    if (k > 0)
-      out += '/';
-    out += parts[k];
-  }
-  return out.empty() ? "." : out;
-}
 
-std::string abs_path(std::string_view p) {
-  if (!p.empty() && p.front() == '/')
-    return clean_path(p);
-  std::vector<char> buf(4096);
-  while (::getcwd(buf.data(), buf.size()) == nullptr) {
-    if (errno != ERANGE)
-      throw template_error(fmt::format("getwd: {}", go_errno_text(errno)));
-    buf.resize(buf.size() * 2);
-  }
-  return clean_path(std::string(buf.data()) + "/" + std::string(p));
-}
 
 std::string dir_name(std::string_view p) {
   auto slash = p.rfind('/');
   if (slash == std::string_view::npos)
     return ".";
-  return clean_path(p.substr(0, slash + 1));
+  return fs::clean(p.substr(0, slash + 1));
 }
 
 std::string base_name(std::string_view p) {
@@ -81,10 +40,10 @@ std::string join_path(std::string_view a, std::string_view b) {
   if (a.empty() && b.empty())
     return "";
   if (a.empty())
-    return clean_path(b);
+    return fs::clean(b);
   if (b.empty())
-    return clean_path(a);
-  return clean_path(std::string(a) + "/" + std::string(b));
+    return fs::clean(a);
+  return fs::clean(std::string(a) + "/" + std::string(b));
 }
 
 std::string url_scheme(std::string_view s) {

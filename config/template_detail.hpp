@@ -10,11 +10,7 @@
 /// and `net/url` because Lima's messages and results depend on them.
 namespace calima::template_detail {
 
-/// Go's path.Clean / filepath.Clean on Unix.
-std::string clean_path(std::string_view p);
 
-/// Go's filepath.Abs: joined with the current directory when relative, then cleaned.
-std::string abs_path(std::string_view p);
 
 /// Go's path.Dir (cleaned; "." for no directory).
 std::string dir_name(std::string_view p);

@@ -1,3 +1,4 @@
+#include "config/fs_util.hpp"
 #include "config/template_store.hpp"
 
 #include "config/go_format.hpp"
@@ -49,7 +50,7 @@ std::string locate_invoked(const std::string& argv0) {
   if (argv0.empty())
     return "";
   if (argv0.find('/') != std::string::npos)
-    return td::abs_path(argv0);
+    return fs::absolute(argv0);
   const char* path = std::getenv("PATH");
   std::string_view rest = path ? path : "";
   while (true) {
@@ -57,7 +58,7 @@ std::string locate_invoked(const std::string& argv0) {
     auto dir = rest.substr(0, colon);
     std::string cand = (dir.empty() ? std::string(".") : std::string(dir)) + "/" + argv0;
     if (::access(cand.c_str(), X_OK) == 0)
-      return td::abs_path(cand);
+      return fs::absolute(cand);
     if (colon == std::string_view::npos)
       break;
     rest.remove_prefix(colon + 1);

@@ -254,21 +254,7 @@ std::string quote_rune(char32_t r) {
     out += '\\';
     out += static_cast<char>(r);
   } else if (is_print(r)) {
-    if (r < 0x80) {
-      out += static_cast<char>(r);
-    } else if (r < 0x800) {
-      out += static_cast<char>(0xc0 | (r >> 6));
-      out += static_cast<char>(0x80 | (r & 0x3f));
-    } else if (r < 0x10000) {
-      out += static_cast<char>(0xe0 | (r >> 12));
-      out += static_cast<char>(0x80 | ((r >> 6) & 0x3f));
-      out += static_cast<char>(0x80 | (r & 0x3f));
-    } else {
-      out += static_cast<char>(0xf0 | (r >> 18));
-      out += static_cast<char>(0x80 | ((r >> 12) & 0x3f));
-      out += static_cast<char>(0x80 | ((r >> 6) & 0x3f));
-      out += static_cast<char>(0x80 | (r & 0x3f));
-    }
+    append_utf8(out, static_cast<char32_t>(r));
   } else {
     switch (r) {
       case '\a': out += "\\a"; break;

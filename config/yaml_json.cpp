@@ -1,5 +1,7 @@
 #include "config/yaml_json.hpp"
 
+#include "config/go_format.hpp"
+
 #include <yaml-cpp/yaml.h>
 
 #include <charconv>
@@ -311,25 +313,6 @@ json convert(const YAML::Node& node, int depth) {
 }
 
 // -- JSON -> YAML text --------------------------------------------------------------------------
-
-/// Decodes one UTF-8 code point at s[i]; returns its length, or 0 for an invalid sequence.
-size_t decode_utf8(std::string_view s, size_t i, char32_t& cp) {
-  auto b = [&](size_t k) { return static_cast<unsigned char>(s[k]); };
-  unsigned char c = b(i);
-  size_t len = c < 0x80 ? 1 : (c >> 5) == 0x6 ? 2 : (c >> 4) == 0xE ? 3 : (c >> 3) == 0x1E ? 4 : 0;
-  if (len == 0 || i + len > s.size())
-    return 0;
-  cp = len == 1 ? c : len == 2 ? (c & 0x1F) : len == 3 ? (c & 0x0F) : (c & 0x07);
-  for (size_t k = 1; k < len; ++k) {
-    if ((b(i + k) & 0xC0) != 0x80)
-      return 0;
-    cp = (cp << 6) | (b(i + k) & 0x3F);
-  }
-  static constexpr char32_t min_for_len[] = {0, 0, 0x80, 0x800, 0x10000};
-  if (cp < min_for_len[len] || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
-    return 0;
-  return len;
-}
 
 bool is_break(char32_t c) {
   return c == '\n' || c == '\r' || c == 0x85 || c == 0x2028 || c == 0x2029;
