@@ -22,21 +22,7 @@ std::size_t rune_count(std::string_view s) {
 void append_rune(std::string& out, std::uint32_t r) {
   if (r > 0x10ffff || (r >= 0xd800 && r < 0xe000))
     r = 0xfffd;
-  if (r < 0x80) {
-    out += static_cast<char>(r);
-  } else if (r < 0x800) {
-    out += static_cast<char>(0xc0 | (r >> 6));
-    out += static_cast<char>(0x80 | (r & 0x3f));
-  } else if (r < 0x10000) {
-    out += static_cast<char>(0xe0 | (r >> 12));
-    out += static_cast<char>(0x80 | ((r >> 6) & 0x3f));
-    out += static_cast<char>(0x80 | (r & 0x3f));
-  } else {
-    out += static_cast<char>(0xf0 | (r >> 18));
-    out += static_cast<char>(0x80 | ((r >> 12) & 0x3f));
-    out += static_cast<char>(0x80 | ((r >> 6) & 0x3f));
-    out += static_cast<char>(0x80 | (r & 0x3f));
-  }
+  append_utf8(out, static_cast<char32_t>(r));
 }
 
 /// strconv.QuoteRune.
