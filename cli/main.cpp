@@ -7,6 +7,7 @@
 #include "config/template_store.hpp"
 
 #include <CLI/CLI.hpp>
+#include <algorithm>
 #include <cstdio>
 #include <fmt/format.h>
 #include <unistd.h>
@@ -40,10 +41,61 @@ void apply_globals(CLI::App& root) {
   store::lima_home(); // fails early when neither LIMA_HOME nor HOME is usable
 }
 
+/// Levenshtein distance, for cobra's "Did you mean this?" suggestions.
+size_t edit_distance(const std::string& a, const std::string& b) {
+  std::vector<size_t> prev(b.size() + 1);
+  std::vector<size_t> cur(b.size() + 1);
+  for (size_t j = 0; j <= b.size(); ++j)
+    prev[j] = j;
+  for (size_t i = 1; i <= a.size(); ++i) {
+    cur[0] = i;
+    for (size_t j = 1; j <= b.size(); ++j)
+      cur[j] = std::min({prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (a[i - 1] == b[j - 1] ? 0 : 1)});
+    std::swap(prev, cur);
+  }
+  return prev[b.size()];
+}
+
+/// cobra's `unknown command "x" for "limactl"` with its suggestions (distance <= 2, prefix, and
+/// Lima's SuggestFor: `ssh` suggests `shell`), or "" when `word` is a command.
+std::string unknown_command(const CLI::App& root, const std::string& word) {
+  std::vector<std::string> suggestions;
+  for (auto* sub : root.get_subcommands([](const CLI::App*) { return true; })) {
+    std::vector<std::string> names = sub->get_aliases();
+    names.insert(names.begin(), sub->get_name());
+    for (auto& n : names)
+      if (n == word)
+        return "";
+    auto& n = sub->get_name();
+    if (edit_distance(n, word) <= 2 || n.rfind(word, 0) == 0 || (word == "ssh" && n == "shell"))
+      suggestions.push_back(n);
+  }
+  auto msg = fmt::format("unknown command \"{}\" for \"limactl\"", word);
+  if (!suggestions.empty()) {
+    msg += "\n\nDid you mean this?\n";
+    for (auto& s : suggestions)
+      msg += "\t" + s + "\n";
+  }
+  return msg;
+}
+
 /// CLI11's parse errors in cobra's words (§1.3).
-std::string cobra_message(const CLI::ParseError& e, const std::vector<std::string>& argv) {
+std::string cobra_message(const CLI::App& root, const CLI::ParseError& e,
+                          const std::vector<std::string>& argv) {
   std::string what = e.what();
   if (dynamic_cast<const CLI::ExtrasError*>(&e) != nullptr) {
+    for (size_t i = 0; i < argv.size(); ++i) {
+      auto& a = argv[i];
+      if (a == "--log-level" || a == "--log-format") {
+        ++i;
+        continue;
+      }
+      if (a.empty() || a[0] == '-')
+        continue;
+      if (auto msg = unknown_command(root, a); !msg.empty())
+        return msg;
+      break;
+    }
     for (auto& a : argv) {
       if (a == "--")
         break;
@@ -136,7 +188,7 @@ int main(int argc, char** argv) {
         std::fputs(root.help().c_str(), stdout);
         return 0;
       }
-      throw cli_error(cobra_message(e, args));
+      throw cli_error(cobra_message(root, e, args));
     }
     if (version) {
       std::printf("limactl version %s\n", CALIMA_LIMA_VERSION);

@@ -42,6 +42,8 @@ nlohmann::ordered_json delete_empty_objects(nlohmann::ordered_json v) {
 }
 
 std::string json_line(const nlohmann::ordered_json& v) {
+  if (stdout_is_tty()) // Lima pretty-prints (4-space indent) for a terminal
+    return v.dump(4, ' ', false, nlohmann::ordered_json::error_handler_t::replace) + "\n";
   return v.dump(-1, ' ', false, nlohmann::ordered_json::error_handler_t::replace) + "\n";
 }
 

@@ -274,6 +274,10 @@ TEST(limactl_cli, global_flags_and_errors) {
   r = lc.run({"ls", "--foo"});
   EXPECT_EQ(r.status, 1);
   EXPECT_TRUE(contains(r.err, "unknown flag: --foo")) << r.err;
+  r = lc.run({"ssh", "foo"});
+  EXPECT_EQ(r.status, 1);
+  EXPECT_TRUE(contains(r.err, "msg=\"unknown command \\\"ssh\\\" for \\\"limactl\\\"\\n\\nDid you mean this?\\n\\tshell\\n\""))
+    << r.err;
   r = lc.run({"--log-format", "xml", "ls"});
   EXPECT_EQ(r.status, 1);
   EXPECT_TRUE(contains(r.err, "unsupported log-format: `xml`")) << r.err;
