@@ -26,7 +26,6 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 #include <sys/stat.h>
-#include <system_error>
 #include <unistd.h>
 
 namespace calima::cli {
@@ -146,16 +145,6 @@ bool instance_running(const std::string& name) {
   }
 }
 
-/// The text of a filesystem error without libstdc++'s repeated ": <strerror>" suffix.
-std::string error_text(const std::exception& e) {
-  std::string w = e.what();
-  if (auto* se = dynamic_cast<const std::system_error*>(&e)) {
-    auto suffix = ": " + se->code().message();
-    if (w.size() > suffix.size() && w.compare(w.size() - suffix.size(), suffix.size(), suffix) == 0)
-      w.resize(w.size() - suffix.size());
-  }
-  return w;
-}
 
 int64_t parse_size_or_throw(const std::string& text) {
   std::string err;
@@ -258,18 +247,18 @@ void make_disk_dir(const std::string& dir, const std::string& what, Fill&& fill)
   try {
     fs::make_dirs(disks_dir(), 0700);
   } catch (const std::exception& e) {
-    throw cli_error(error_text(e));
+    throw cli_error(e.what());
   }
   if (::mkdir(dir.c_str(), 0700) != 0)
     throw cli_error(fs::path_error("mkdir", dir, errno));
   try {
     fill(dir + "/datadisk");
   } catch (const std::exception& e) {
-    std::string err = error_text(e);
+    std::string err = e.what();
     try {
       fs::remove_all(dir);
     } catch (const std::exception& re) {
-      err += fmt::format("\nfailed to remove a directory {}: {}", go_backquote(dir), error_text(re));
+      err += fmt::format("\nfailed to remove a directory {}: {}", go_backquote(dir), re.what());
     }
     throw cli_error(fmt::format("failed to {} in {}: {}", what, go_backquote(dir), err));
   }
@@ -427,7 +416,7 @@ void run_delete(const std::vector<std::string>& args, bool force) {
       fs::remove_all(disk->dir);
     } catch (const std::exception& e) {
       throw cli_error(fmt::format("failed to delete disk {}: failed to remove {}: {}",
-                                  go_backquote(name), go_backquote(disk->dir), error_text(e)));
+                                  go_backquote(name), go_backquote(disk->dir), e.what()));
     }
     log::info(fmt::format("Deleted {} ({})", go_backquote(name), go_backquote(disk->dir)));
   }

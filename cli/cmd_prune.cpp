@@ -25,7 +25,6 @@
 #include <map>
 #include <openssl/evp.h>
 #include <sys/stat.h>
-#include <system_error>
 
 namespace calima::cli {
 
@@ -62,15 +61,6 @@ std::string sha256_hex(const std::string& text) {
   return out;
 }
 
-std::string error_text(const std::exception& e) {
-  std::string w = e.what();
-  if (auto* se = dynamic_cast<const std::system_error*>(&e)) {
-    auto suffix = ": " + se->code().message();
-    if (w.size() > suffix.size() && w.compare(w.size() - suffix.size(), suffix.size(), suffix) == 0)
-      w.resize(w.size() - suffix.size());
-  }
-  return w;
-}
 
 /// Cache key → the location it caches.
 using known_map = std::map<std::string, std::string>;
@@ -169,8 +159,8 @@ void remove_or_throw(const std::string& key, const std::string& path) {
   try {
     fs::remove_all(path);
   } catch (const std::exception& e) {
-    log::warn(fmt::format("Failed to delete {}: {}", go_backquote(key), error_text(e)));
-    throw cli_error(error_text(e));
+    log::warn(fmt::format("Failed to delete {}: {}", go_backquote(key), e.what()));
+    throw cli_error(e.what());
   }
 }
 
@@ -195,7 +185,7 @@ void run_prune(const std::vector<std::string>& args, bool keep_referred) {
     try {
       fs::remove_all(cache);
     } catch (const std::exception& e) {
-      throw cli_error(error_text(e));
+      throw cli_error(e.what());
     }
     return;
   }

@@ -8,7 +8,6 @@
 #include <fmt/format.h>
 #include <pwd.h>
 #include <sys/stat.h>
-#include <system_error>
 #include <unistd.h>
 #include <vector>
 
@@ -18,7 +17,7 @@ namespace {
 
 [[noreturn]] void throw_errno(std::string_view op, std::string_view path) {
   int err = errno;
-  throw std::system_error(err, std::generic_category(), path_error(op, path, err));
+  throw error(err, path_error(op, path, err));
 }
 
 } // namespace

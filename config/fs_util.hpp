@@ -3,6 +3,7 @@
 #include "config/go_format.hpp"
 
 #include <optional>
+#include <stdexcept>
 #include <string>
 #include <string_view>
 #include <sys/types.h>
@@ -12,13 +13,23 @@
 /// half of it.
 namespace calima::fs {
 
+/// A failed filesystem call; what() is Go's *os.PathError text ("open /x: permission denied").
+class error : public std::runtime_error {
+public:
+  error(int code, const std::string& what) : std::runtime_error(what), code_(code) {}
+  int code() const { return code_; }
+
+private:
+  int code_;
+};
+
 /// Reads a whole file; nullopt with errno set on failure.
 std::optional<std::string> read_file(const std::string& path);
 
-/// Writes `content` to `path` atomically with `mode`. Throws std::system_error naming the path.
+/// Writes `content` to `path` atomically with `mode`. Throws fs::error naming the path.
 void write_file_atomic(const std::string& path, std::string_view content, mode_t mode);
 
-/// `mkdir -p` with `mode` for the directories it creates. Throws std::system_error.
+/// `mkdir -p` with `mode` for the directories it creates. Throws fs::error.
 void make_dirs(const std::string& path, mode_t mode);
 
 /// lstat() succeeds.
@@ -39,7 +50,7 @@ std::string clean(std::string_view path);
 /// The user's home directory ($HOME, else the passwd entry).
 std::string home_dir();
 
-/// Removes a directory tree. Throws std::system_error naming the first path that failed.
+/// Removes a directory tree. Throws fs::error naming the first path that failed.
 void remove_all(const std::string& path);
 
 /// Go's *os.PathError text (config/go_format.hpp).

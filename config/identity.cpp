@@ -9,7 +9,6 @@
 #include <openssl/rand.h>
 #include <stdexcept>
 #include <sys/file.h>
-#include <system_error>
 #include <unistd.h>
 
 namespace calima {
@@ -109,7 +108,7 @@ std::string ensure_identity(const std::string& lima_home) {
   auto pub_path = dir + "/user.pub";
   fd_guard lock{::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC)};
   if (lock.fd < 0 || ::flock(lock.fd, LOCK_EX) != 0)
-    throw std::system_error(errno, std::generic_category(), fs::path_error("flock", dir, errno));
+    throw fs::error(errno, fs::path_error("flock", dir, errno));
   if (fs::lexists(priv_path) && fs::lexists(pub_path))
     return priv_path;
   if (fs::lexists(priv_path) || fs::lexists(pub_path))

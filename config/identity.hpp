@@ -16,7 +16,7 @@ ssh_keypair generate_ed25519(const std::string& comment);
 
 /// Ensures `<lima_home>/_config/user` and `user.pub` exist (created 0600 under an flock on
 /// `_config`, which is created 0700); an existing pair is reused untouched. Returns the private
-/// key path. Throws std::system_error / std::runtime_error naming the file.
+/// key path. Throws fs::error / std::runtime_error naming the file.
 std::string ensure_identity(const std::string& lima_home);
 
 } // namespace calima
