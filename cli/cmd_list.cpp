@@ -3,7 +3,7 @@
 #include "cli/cli_common.hpp"
 #include "cli/commands.hpp"
 #include "cli/output.hpp"
-#include "cli/table_writer.hpp"
+#include "cli/list_table.hpp"
 #include "config/fs_util.hpp"
 #include "config/go_format.hpp"
 #include "config/go_template.hpp"
@@ -55,67 +55,6 @@ void check_conflicts(const list_options& o, bool format_given) {
     throw cli_error("option --list-fields conflicts with option --yq");
   if (!o.filter.empty() && o.list_fields)
     throw cli_error("option --list-fields conflicts with option --filter");
-}
-
-/// The DIR column: home prefix replaced by `~` (a plain string-prefix test, as Lima does).
-std::string tilde_dir(const std::string& dir) {
-  auto home = fs::home_dir();
-  if (!home.empty() && dir.rfind(home, 0) == 0)
-    return "~" + dir.substr(home.size());
-  return dir;
-}
-
-std::string table_output(const std::vector<store::instance>& insts, bool all_fields) {
-  int width = all_fields ? 0 : stdout_width();
-  bool show_vmtype = true;
-  bool show_arch = true;
-  bool show_dir = true;
-  if (width > 0) {
-    std::set<std::string> types;
-    std::set<std::string> arches;
-    for (auto& i : insts) {
-      types.insert(i.vm_type);
-      arches.insert(i.arch);
-    }
-    int c = 5;
-    if ((c + 7) * 8 > width && types.size() <= 1)
-      show_vmtype = false;
-    else
-      c += 1;
-    if ((c + 6) * 8 > width && arches.size() <= 1 &&
-        (arches.empty() || *arches.begin() == store::host_arch()))
-      show_arch = false;
-    else
-      c += 1;
-    c += 3;
-    if ((c + 2) * 8 > width)
-      show_dir = false;
-  }
-  table_writer tw;
-  std::vector<std::string> header = {"NAME", "STATUS", "SSH"};
-  if (show_vmtype)
-    header.push_back("VMTYPE");
-  if (show_arch)
-    header.push_back("ARCH");
-  header.insert(header.end(), {"CPUS", "MEMORY", "DISK"});
-  if (show_dir)
-    header.push_back("DIR");
-  tw.add_row(header);
-  for (auto& i : insts) {
-    std::vector<std::string> row = {i.name, store::to_string(i.state),
-                                    fmt::format("{}:{}", i.ssh_address, i.ssh_local_port)};
-    if (show_vmtype)
-      row.push_back(i.vm_type);
-    if (show_arch)
-      row.push_back(i.arch);
-    row.push_back(std::to_string(i.cpus));
-    row.push_back(format_size(static_cast<double>(i.memory)));
-    row.push_back(format_size(static_cast<double>(i.disk)));
-    if (show_dir)
-      row.push_back(tilde_dir(i.dir));
-    tw.add_row(row);
-  }
-  return tw.str();
 }
 
 /// Inspects the selected names; returns the instances and whether any name was unmatched.
@@ -230,7 +169,7 @@ void run_list(const list_options& opts_in, bool format_given, const std::vector<
           out += o.format == "yaml" ? yaml_document(v) : yq_print_scalar_or_json(v) + "\n";
       }
     } else if (o.format == "table") {
-      out = table_output(kept, o.all_fields);
+      out = list_table(kept, o.all_fields ? 0 : stdout_width(), store::host_arch(), fs::home_dir());
     } else if (o.format == "json") {
       for (auto& r : records)
         out += json_line(delete_empty_objects(r));
