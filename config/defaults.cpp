@@ -92,6 +92,12 @@ lima_user host_lima_user(const defaults::env& e, const std::string& os) {
                          " is reserved (must not match `^admin$`); using `lima` instead");
     u.name = "lima";
   }
+  // calima runs as root on its CI machines (Lima refuses to); the guest already has a root
+  // user, so the host's root maps to `lima` with uid 1000 like any unusable name.
+  if (u.name == "root") {
+    u.warnings.push_back("local username `root` is reserved; using `lima` instead");
+    u.name = "lima";
+  }
   if (!std::regex_match(u.name, valid)) {
     u.warnings.push_back("local username " + go_backquote(u.name) +
                          " is not a valid Linux username (must match "
@@ -105,7 +111,7 @@ lima_user host_lima_user(const defaults::env& e, const std::string& os) {
     u.home = "/home/{{.User}}.guest";
   else
     u.home = "/home/{{.User}}.linux";
-  u.uid = e.host.uid;
+  u.uid = e.host.uid == "0" ? "1000" : e.host.uid;
   return u;
 }
 

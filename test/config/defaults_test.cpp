@@ -140,6 +140,15 @@ TEST_F(fill, user_name_must_be_a_linux_name) {
   EXPECT_EQ(run("").user->name, "_svc-1");
 }
 
+TEST_F(fill, host_root_becomes_lima_with_uid_1000) {
+  host.user_name = "root";
+  host.uid = "0";
+  auto cfg = run("");
+  EXPECT_EQ(cfg.user->name, "lima");
+  EXPECT_EQ(cfg.user->uid, 1000);
+  EXPECT_EQ(cfg.user->home, "/home/lima.guest");
+}
+
 TEST_F(fill, user_name_warning_only_with_warnings_enabled) {
   host.user_name = "Alice";
   {
