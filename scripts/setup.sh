@@ -12,6 +12,13 @@ packages=(
   libisofs-dev libjq-dev
   # runtime tools
   qemu-utils openssh-client
+  # the VM itself: QEMU for x86_64 guests and its UEFI firmware (drivers/qemu)
+  qemu-system-x86 ovmf
+  # test tools (cidata ISO read-back)
+  xorriso
+  # test guest: scripts/build-test-guest.sh (+ apt, dpkg-deb), scripts/boot-test-guest.sh (+ the
+  # qemu-system-x86 and xorriso above): readelf/strings, xz, mke2fs, QMP over a unix socket
+  binutils xz-utils e2fsprogs socat
 )
 
 missing=()

@@ -1,0 +1,57 @@
+#pragma once
+
+#include "messages/actors.hpp"
+
+#include <caf/stateful_actor.hpp>
+#include <caf/typed_event_based_actor.hpp>
+
+#include <string>
+
+/// The EVENT LOG of one instance: appends events to `$INST/ha.stdout.log` (JSON lines, runtime
+/// §4.5, written as Lima's encoder does) and log lines to `$INST/ha.stderr.log` (logrus JSON
+/// lines, which is what Lima's `limactl start` re-logs with its `[hostagent]` prefix).
+///
+/// File IO inside an actor, and why that is acceptable here: every message becomes exactly one
+/// write(2) of one short line (well under 4 KiB) to a file opened with O_APPEND in the instance
+/// directory; nothing is read, nothing is fsync'ed (Lima fsyncs; we accept losing the last lines
+/// on power loss), so a write costs microseconds in the page cache. The supervisor still spawns
+/// it detached (spawn_event_log), so even a stalled disk blocks only this actor's own thread and
+/// never a scheduler worker. Tests run the same behaviour on the deterministic scheduler.
+///
+/// Lifecycle:
+///
+///     spawn ──open files──▶ writing ──fault "hang"──▶ hung (answers nothing)
+///       │ (open fails)        │ (write fails / fault "crash")
+///       ▼                     ▼
+///     failed: quits with ec::io_error / ec::injected_fault (its supervisor restarts it)
+namespace calima::actors {
+
+struct event_log_state {
+  /// `$INST`.
+  std::string dir;
+  /// O_APPEND descriptors of ha.stdout.log and ha.stderr.log; -1 when closed.
+  int stdout_fd = -1;
+  int stderr_fd = -1;
+  /// Fault injection: when set, nothing is answered or written.
+  bool hung = false;
+
+  event_log_state() = default;
+  event_log_state(const event_log_state&) = delete;
+  event_log_state& operator=(const event_log_state&) = delete;
+  ~event_log_state();
+
+  static inline const char* name = "event-log";
+};
+
+/// The event log behaviour.
+/// @param self the actor.
+/// @param dir the instance directory (`$INST`).
+/// @param truncate start both files empty (the first start of a run, as Lima recreates them);
+///        a restarted event log appends.
+event_log_actor::behavior_type event_log(event_log_actor::stateful_pointer<event_log_state> self,
+                                         std::string dir, bool truncate);
+
+/// Spawns `event_log` detached (its own thread), as the instance supervisor's default factory.
+event_log_actor spawn_event_log(caf::actor_system& sys, std::string dir, bool truncate);
+
+} // namespace calima::actors

@@ -1,0 +1,673 @@
+#include "actors/instance_supervisor.hpp"
+
+#include <caf/all.hpp>
+#include <fmt/format.h>
+
+#include <algorithm>
+
+namespace calima::actors {
+
+namespace {
+
+using self_pointer = instance_supervisor_pointer;
+
+// Reverse start order: the ordered shutdown stops children in this order.
+constexpr component stop_order[] = {component::ssh, component::vm, component::event_log};
+
+// -- child slots ------------------------------------------------------------------------------
+
+child_record& record(self_pointer self, component c) {
+  return self->state.records[static_cast<size_t>(c)];
+}
+
+const restart_params& params_of(const supervision_policy& p, component c) {
+  switch (c) {
+    case component::event_log: return p.event_log;
+    case component::vm: return p.vm;
+    case component::ssh: return p.ssh;
+  }
+  return p.ssh;
+}
+
+caf::actor_addr address_of(const instance_supervisor_state& st, component c) {
+  switch (c) {
+    case component::event_log: return st.log.address();
+    case component::vm: return st.vm.address();
+    case component::ssh: return st.ssh.address();
+  }
+  return {};
+}
+
+bool alive(const instance_supervisor_state& st, component c) {
+  return static_cast<bool>(address_of(st, c));
+}
+
+supervised_actor as_supervised(const instance_supervisor_state& st, component c) {
+  switch (c) {
+    case component::event_log: return st.log;
+    case component::vm: return st.vm;
+    case component::ssh: return st.ssh;
+  }
+  return {};
+}
+
+std::optional<component> child_at(const instance_supervisor_state& st, const caf::actor_addr& a) {
+  for (auto c : all_components)
+    if (alive(st, c) && address_of(st, c) == a)
+      return c;
+  return std::nullopt;
+}
+
+void clear_handle(self_pointer self, component c) {
+  auto& st = self->state;
+  auto addr = address_of(st, c);
+  auto& live = *st.live;
+  live.erase(std::remove(live.begin(), live.end(), addr), live.end());
+  switch (c) {
+    case component::event_log: st.log = event_log_actor{}; break;
+    case component::vm: st.vm = vm_process_actor{}; break;
+    case component::ssh: st.ssh = ssh_master_actor{}; break;
+  }
+  ++record(self, c).generation;
+}
+
+/// True when a continuation or timer made for incarnation `gen` of `c` no longer applies.
+bool stale(self_pointer self, component c, uint64_t gen) {
+  return record(self, c).generation != gen || self->state.shutting_down;
+}
+
+// -- events and log lines ---------------------------------------------------------------------
+
+/// A fresh status describing the instance now (Lima: running/degraded/exiting events carry a
+/// fresh status, not a copy of the previous one).
+instance_status current_status(const instance_supervisor_state& st) {
+  instance_status s;
+  s.ssh_local_port = st.ssh_local_port;
+  if (st.state == instance_state::running) {
+    s.running = true;
+    s.degraded = st.degraded;
+    if (st.degraded)
+      s.errors = st.errors;
+  }
+  if (st.state == instance_state::broken) {
+    s.broken = true;
+    s.errors = st.errors;
+  }
+  return s;
+}
+
+void emit(self_pointer self, instance_status status) {
+  auto& st = self->state;
+  instance_event ev{st.spec.wall_clock ? st.spec.wall_clock() : std::chrono::system_clock::now(),
+                    std::move(status)};
+  for (auto& l : st.listeners)
+    self->send(l, atom::event_v, st.spec.name, ev);
+  if (st.log) {
+    self->send(st.log, atom::append_v, std::move(ev));
+    return;
+  }
+  if (st.pending_events.size() >= st.spec.policy.max_buffered && !st.pending_events.empty())
+    st.pending_events.erase(st.pending_events.begin());
+  st.pending_events.push_back(std::move(ev));
+}
+
+void write_log(self_pointer self, std::string level, std::string msg,
+               std::vector<log_field> fields = {}) {
+  auto& st = self->state;
+  log_line line{std::move(level), std::move(msg), std::move(fields)};
+  if (st.log) {
+    self->send(st.log, atom::log_v, std::move(line));
+    return;
+  }
+  if (st.pending_lines.size() >= st.spec.policy.max_buffered && !st.pending_lines.empty())
+    st.pending_lines.erase(st.pending_lines.begin());
+  st.pending_lines.push_back(std::move(line));
+}
+
+void flush_pending(self_pointer self) {
+  auto& st = self->state;
+  for (auto& ev : st.pending_events)
+    self->send(st.log, atom::append_v, std::move(ev));
+  for (auto& line : st.pending_lines)
+    self->send(st.log, atom::log_v, std::move(line));
+  st.pending_events.clear();
+  st.pending_lines.clear();
+}
+
+std::string reason_text(const caf::error& reason) {
+  return reason ? describe(reason) : std::string{"exited normally"};
+}
+
+// -- forward declarations of the steps --------------------------------------------------------
+
+void child_failed(self_pointer self, component c, caf::error reason);
+void begin_shutdown(self_pointer self, bool quit, caf::error reason);
+void next_shutdown_step(self_pointer self);
+void start_ssh(self_pointer self);
+
+// -- spawning and failing children ------------------------------------------------------------
+
+/// Spawns `c` through its factory, monitors it; false when the factory gave no actor.
+bool spawn_child(self_pointer self, component c) {
+  auto& st = self->state;
+  auto& rec = record(self, c);
+  rec.restart_pending = false;
+  rec.failure = caf::error{};
+  ++rec.generation;
+  child_context ctx{st.spec.name, st.spec.dir, rec.attempt};
+  switch (c) {
+    case component::event_log:
+      st.log = st.make.event_log ? st.make.event_log(self, ctx) : event_log_actor{};
+      break;
+    case component::vm: st.vm = st.make.vm ? st.make.vm(self, ctx) : vm_process_actor{}; break;
+    case component::ssh: st.ssh = st.make.ssh ? st.make.ssh(self, ctx) : ssh_master_actor{}; break;
+  }
+  auto addr = address_of(st, c);
+  if (!addr)
+    return false;
+  self->monitor(addr);
+  st.live->push_back(addr);
+  if (c == component::event_log)
+    flush_pending(self);
+  return true;
+}
+
+/// Kills `c`, remembering `reason` as the cause its DOWN reports.
+void fail_child(self_pointer self, component c, caf::error reason) {
+  auto& st = self->state;
+  if (!alive(st, c))
+    return;
+  record(self, c).failure = std::move(reason);
+  self->send_exit(address_of(st, c), caf::exit_reason::kill);
+}
+
+/// Stops `c` outside the ordered shutdown (a dependent of a restarting child); not a failure.
+void retire(self_pointer self, component c) {
+  auto& st = self->state;
+  auto& rec = record(self, c);
+  if (rec.restart_pending) {
+    rec.restart_pending = false;
+    ++rec.generation;
+  }
+  if (!alive(st, c))
+    return;
+  auto addr = address_of(st, c);
+  st.retired.push_back(addr);
+  clear_handle(self, c);
+  self->send_exit(addr, caf::exit_reason::kill);
+}
+
+/// The error a failed request to a child stands for; none when the child is already down (its
+/// DOWN message carries the story).
+caf::error request_failure(const caf::error& err, ec on_timeout, std::string timeout_text) {
+  if (err == caf::sec::request_receiver_down)
+    return caf::error{};
+  if (err == caf::sec::request_timeout)
+    return caf::make_error(on_timeout, std::move(timeout_text));
+  return err;
+}
+
+// -- the start sequence -----------------------------------------------------------------------
+
+void start_vm(self_pointer self) {
+  auto& st = self->state;
+  st.state = instance_state::starting;
+  st.vm_pid = 0;
+  st.ssh_local_port = 0;
+  st.degraded = false;
+  if (!spawn_child(self, component::vm)) {
+    child_failed(self, component::vm,
+                 caf::make_error(ec::vm_start_failed, "could not create the VM process actor"));
+    return;
+  }
+  auto gen = record(self, component::vm).generation;
+  auto timeout = st.spec.policy.vm_start_timeout;
+  self->request(st.vm, timeout, atom::start_v)
+    .then(
+      [=](vm_status& vs) {
+        if (stale(self, component::vm, gen))
+          return;
+        auto& st = self->state;
+        st.vm_pid = vs.pid;
+        st.ssh_local_port = vs.ssh_local_port;
+        st.state = instance_state::booting;
+        emit(self, current_status(st));
+        write_log(self, "info", "VM process is running",
+                  {{"pid", std::to_string(vs.pid)},
+                   {"sshLocalPort", std::to_string(vs.ssh_local_port)}});
+        start_ssh(self);
+      },
+      [=](caf::error& err) {
+        if (stale(self, component::vm, gen))
+          return;
+        if (auto e = request_failure(err, ec::vm_start_failed,
+                                     "the VM process did not start within " +
+                                       format_duration(timeout)))
+          fail_child(self, component::vm, std::move(e));
+      });
+}
+
+void wait_ready(self_pointer self, uint64_t gen) {
+  auto timeout = self->state.spec.policy.ssh_ready_timeout;
+  self->request(self->state.ssh, timeout, atom::ready_v)
+    .then(
+      [=](ssh_ready& ready) {
+        if (stale(self, component::ssh, gen))
+          return;
+        auto& st = self->state;
+        st.state = instance_state::running;
+        st.degraded = !ready.errors.empty();
+        st.errors.clear();
+        if (st.degraded) {
+          // Lima: usually ONE string holding the newline-joined errors.
+          std::string joined;
+          for (auto& e : ready.errors)
+            joined += (joined.empty() ? "" : "\n") + e;
+          st.errors.push_back(joined);
+        }
+        emit(self, current_status(st));
+        write_log(self, st.degraded ? "warning" : "info",
+                  st.degraded ? "Instance is running, degraded" : "Instance is running");
+      },
+      [=](caf::error& err) {
+        if (stale(self, component::ssh, gen))
+          return;
+        if (auto e = request_failure(err, ec::not_ready,
+                                     "the readiness requirements did not pass within " +
+                                       format_duration(timeout)))
+          fail_child(self, component::ssh, std::move(e));
+      });
+}
+
+void start_ssh(self_pointer self) {
+  auto& st = self->state;
+  if (!spawn_child(self, component::ssh)) {
+    child_failed(self, component::ssh,
+                 caf::make_error(ec::ssh_connect_failed, "could not create the SSH master actor"));
+    return;
+  }
+  auto gen = record(self, component::ssh).generation;
+  auto timeout = st.spec.policy.ssh_connect_timeout;
+  ssh_target target{"127.0.0.1", st.ssh_local_port, st.spec.ssh_user, st.spec.ssh_identity_file};
+  self->request(st.ssh, timeout, atom::connect_v, std::move(target))
+    .then(
+      [=](atom::ok) {
+        if (!stale(self, component::ssh, gen))
+          wait_ready(self, gen);
+      },
+      [=](caf::error& err) {
+        if (stale(self, component::ssh, gen))
+          return;
+        if (auto e = request_failure(err, ec::ssh_connect_failed,
+                                     "could not connect to the guest within " +
+                                       format_duration(timeout)))
+          fail_child(self, component::ssh, std::move(e));
+      });
+}
+
+// -- supervision decisions --------------------------------------------------------------------
+
+void go_broken(self_pointer self, component c, const caf::error& reason,
+               const restart_decision& d) {
+  auto& st = self->state;
+  auto why = reason_text(reason);
+  std::string text;
+  if (d.intensity_exceeded)
+    text = fmt::format("{}: restart intensity exceeded ({}); last failure: {}", to_string(c),
+                       describe_intensity(params_of(st.spec.policy, c)), why);
+  else
+    text = fmt::format("{}: {}", to_string(c), why);
+  st.state = instance_state::broken;
+  st.degraded = false;
+  st.errors = {text};
+  emit(self, current_status(st));
+  write_log(self, "error", "Instance is broken", {{"error", text}});
+  if (st.parent)
+    self->send(st.parent, atom::escalate_v, st.spec.name,
+               caf::make_error(d.intensity_exceeded ? ec::restart_intensity : ec::unrecoverable,
+                               text));
+  begin_shutdown(self, false, caf::error{});
+}
+
+void child_failed(self_pointer self, component c, caf::error reason) {
+  auto& st = self->state;
+  bool abnormal = static_cast<bool>(reason);
+  if (c == component::vm && !abnormal) {
+    // The guest powered off: the run is over (Lima: the instance stops).
+    write_log(self, "info", "VM process exited normally; stopping the instance");
+    begin_shutdown(self, false, caf::error{});
+    return;
+  }
+  auto& rec = record(self, c);
+  auto& params = params_of(st.spec.policy, c);
+  auto now = self->clock().now();
+  auto d = decide(rec.restarts, now, params, abnormal);
+  switch (d.kind) {
+    case restart_decision::let_go:
+      write_log(self, "info", fmt::format("{} ended; not restarted", to_string(c)),
+                {{"reason", reason_text(reason)}});
+      return;
+    case restart_decision::escalate:
+      go_broken(self, c, reason, d);
+      return;
+    case restart_decision::restart: break;
+  }
+  record_restart(rec.restarts, now, params);
+  rec.restart_pending = true;
+  ++rec.attempt;
+  ++st.restarts;
+  if (c == component::vm) {
+    retire(self, component::ssh); // it talks to the old VM
+    st.state = instance_state::starting;
+    st.vm_pid = 0;
+    st.ssh_local_port = 0;
+    st.degraded = false;
+  } else if (c == component::ssh && st.state == instance_state::running) {
+    st.state = instance_state::booting;
+    st.degraded = false;
+  }
+  auto why = reason_text(reason);
+  auto status = current_status(st);
+  status.restart = restart_event{to_string(c), why, static_cast<int>(d.attempt)};
+  emit(self, std::move(status));
+  write_log(self, "warning",
+            fmt::format("Restarting {} in {} (attempt {} of {})", to_string(c),
+                        format_duration(d.delay), d.attempt, params.max_restarts),
+            {{"component", to_string(c)}, {"reason", why}});
+  self->delayed_send(self, d.delay, atom::restart_v, c, rec.generation);
+}
+
+void on_restart_timer(self_pointer self, component c, uint64_t gen) {
+  auto& st = self->state;
+  auto& rec = record(self, c);
+  if (rec.generation != gen || !rec.restart_pending)
+    return;
+  rec.restart_pending = false;
+  if (st.shutting_down || st.state == instance_state::stopped
+      || st.state == instance_state::broken)
+    return;
+  switch (c) {
+    case component::event_log:
+      if (!spawn_child(self, c))
+        child_failed(self, c, caf::make_error(ec::io_error, "could not create the event log"));
+      break;
+    case component::vm: start_vm(self); break;
+    case component::ssh:
+      if (st.vm)
+        start_ssh(self);
+      break;
+  }
+}
+
+// -- health checks ----------------------------------------------------------------------------
+
+void start_health_checks(self_pointer self) {
+  auto& st = self->state;
+  ++st.health_generation;
+  if (st.spec.policy.health_interval.count() > 0)
+    self->delayed_send(self, st.spec.policy.health_interval, atom::health_v,
+                       st.health_generation);
+}
+
+void health_round(self_pointer self, uint64_t gen) {
+  auto& st = self->state;
+  if (gen != st.health_generation || st.shutting_down || st.state == instance_state::stopped
+      || st.state == instance_state::broken)
+    return;
+  auto timeout = st.spec.policy.health_timeout;
+  for (auto c : all_components) {
+    if (!alive(st, c))
+      continue;
+    auto cgen = record(self, c).generation;
+    self->request(as_supervised(st, c), timeout, atom::ping_v)
+      .then([](atom::pong) {},
+            [=](caf::error& err) {
+              if (stale(self, c, cgen))
+                return;
+              auto text = fmt::format("{} did not answer a health check within {}", to_string(c),
+                                      format_duration(timeout));
+              if (auto e = request_failure(err, ec::unresponsive, text))
+                fail_child(self, c, std::move(e));
+            });
+  }
+  self->delayed_send(self, st.spec.policy.health_interval, atom::health_v, gen);
+}
+
+// -- ordered shutdown -------------------------------------------------------------------------
+
+void finish_shutdown(self_pointer self) {
+  auto& st = self->state;
+  st.shutting_down = false;
+  st.stopping_child.reset();
+  if (st.state != instance_state::broken)
+    st.state = instance_state::stopped;
+  st.vm_pid = 0;
+  st.ssh_local_port = 0;
+  auto info = make_instance_info(st);
+  for (auto& rp : st.stop_waiters)
+    rp.deliver(info);
+  st.stop_waiters.clear();
+  if (st.quit_after_shutdown)
+    self->quit(st.quit_reason);
+}
+
+void shutdown_child(self_pointer self, component c, uint64_t gen) {
+  auto& st = self->state;
+  if (record(self, c).generation != gen || !alive(st, c))
+    return;
+  self->send_exit(address_of(st, c), caf::exit_reason::user_shutdown);
+  self->delayed_send(self, st.spec.policy.child_shutdown_timeout, atom::timeout_v, c, gen);
+}
+
+void next_shutdown_step(self_pointer self) {
+  auto& st = self->state;
+  if (st.stopping_child)
+    return; // waiting for its DOWN
+  auto next = std::find_if(std::begin(stop_order), std::end(stop_order),
+                           [&](component c) { return alive(st, c); });
+  bool only_log_left = next == std::end(stop_order) || *next == component::event_log;
+  if (only_log_left && !st.exiting_emitted) {
+    st.exiting_emitted = true;
+    instance_status s;
+    s.exiting = true;
+    emit(self, s);
+  }
+  if (next == std::end(stop_order)) {
+    finish_shutdown(self);
+    return;
+  }
+  auto c = *next;
+  st.stopping_child = c;
+  auto gen = record(self, c).generation;
+  if (c != component::vm) {
+    shutdown_child(self, c, gen);
+    return;
+  }
+  auto timeout = st.spec.policy.vm_stop_timeout;
+  self->request(st.vm, timeout, atom::stop_v)
+    .then([=](atom::ok) { shutdown_child(self, component::vm, gen); },
+          [=](caf::error& err) {
+            if (record(self, component::vm).generation != gen)
+              return;
+            write_log(self, "warning", "The VM did not stop gracefully",
+                      {{"error", describe(err)}});
+            shutdown_child(self, component::vm, gen);
+          });
+}
+
+void begin_shutdown(self_pointer self, bool quit, caf::error reason) {
+  auto& st = self->state;
+  if (quit) {
+    st.quit_after_shutdown = true;
+    st.quit_reason = std::move(reason);
+  }
+  if (st.shutting_down)
+    return;
+  st.shutting_down = true;
+  if (st.state != instance_state::broken)
+    st.state = instance_state::stopping;
+  ++st.health_generation; // ends the health-check loop
+  for (auto c : all_components) {
+    auto& rec = record(self, c);
+    if (rec.restart_pending) {
+      rec.restart_pending = false;
+      ++rec.generation;
+    }
+  }
+  next_shutdown_step(self);
+}
+
+void on_shutdown_timeout(self_pointer self, component c, uint64_t gen) {
+  auto& st = self->state;
+  if (!st.shutting_down || record(self, c).generation != gen || !alive(st, c))
+    return;
+  write_log(self, "warning",
+            fmt::format("{} ignored the shutdown for {}; killing it", to_string(c),
+                        format_duration(st.spec.policy.child_shutdown_timeout)));
+  self->send_exit(address_of(st, c), caf::exit_reason::kill);
+}
+
+// -- DOWN and EXIT ----------------------------------------------------------------------------
+
+void on_down(self_pointer self, caf::down_msg& dm) {
+  auto& st = self->state;
+  auto r = std::find(st.retired.begin(), st.retired.end(), dm.source);
+  if (r != st.retired.end()) {
+    st.retired.erase(r);
+    return;
+  }
+  auto l = std::find_if(st.listeners.begin(), st.listeners.end(),
+                        [&](const event_listener_actor& x) { return x.address() == dm.source; });
+  if (l != st.listeners.end()) {
+    st.listeners.erase(l);
+    return;
+  }
+  auto c = child_at(st, dm.source);
+  if (!c)
+    return;
+  auto& rec = record(self, *c);
+  caf::error reason = rec.failure ? std::move(rec.failure) : std::move(dm.reason);
+  rec.failure = caf::error{};
+  clear_handle(self, *c);
+  if (*c == component::vm)
+    st.vm_pid = 0;
+  if (st.shutting_down) {
+    if (st.stopping_child == *c) {
+      st.stopping_child.reset();
+      next_shutdown_step(self);
+    }
+    return;
+  }
+  if (st.state == instance_state::stopped || st.state == instance_state::broken)
+    return;
+  child_failed(self, *c, std::move(reason));
+}
+
+} // namespace
+
+instance_info make_instance_info(const instance_supervisor_state& st) {
+  instance_info info;
+  info.name = st.spec.name;
+  info.state = st.state;
+  info.ssh_local_port = st.ssh_local_port;
+  info.vm_pid = st.vm_pid;
+  info.degraded = st.degraded;
+  info.errors = st.errors;
+  info.restarts = st.restarts;
+  return info;
+}
+
+instance_supervisor_actor::behavior_type
+instance_supervisor(instance_supervisor_pointer self, instance_spec spec, child_factories make,
+                    instance_parent_actor parent) {
+  auto& st = self->state;
+  st.spec = std::move(spec);
+  st.make = std::move(make);
+  st.parent = std::move(parent);
+  st.live = std::make_shared<std::vector<caf::actor_addr>>();
+  // If we die abnormally, take the children with us (they are not linked, see the header).
+  self->attach_functor([live = st.live](const caf::error& reason) {
+    if (!reason)
+      return;
+    for (auto& addr : *live)
+      if (auto hdl = caf::actor_cast<caf::strong_actor_ptr>(addr))
+        caf::anon_send_exit(hdl, caf::exit_reason::kill);
+  });
+  self->set_down_handler([=](caf::down_msg& dm) { on_down(self, dm); });
+  // Any exit_msg (the parent's shutdown, a signal handler's anon_send_exit) asks for the ordered
+  // shutdown, after which we terminate with the same reason.
+  self->set_exit_handler([=](caf::exit_msg& msg) {
+    auto reason = msg.reason ? std::move(msg.reason) : caf::error{caf::exit_reason::user_shutdown};
+    begin_shutdown(self, true, std::move(reason));
+  });
+  return {
+    [=](atom::start) -> caf::result<instance_info> {
+      auto& st = self->state;
+      if (st.shutting_down || st.state == instance_state::stopping)
+        return caf::make_error(ec::invalid_state, "instance \"" + st.spec.name + "\" is stopping");
+      if (st.state != instance_state::stopped && st.state != instance_state::broken)
+        return make_instance_info(st);
+      for (auto& rec : st.records) {
+        rec.restarts.clear();
+        rec.attempt = 0;
+        rec.failure = caf::error{};
+      }
+      st.errors.clear();
+      st.degraded = false;
+      st.restarts = 0;
+      st.exiting_emitted = false;
+      st.state = instance_state::starting;
+      write_log(self, "info", "Starting the instance");
+      if (!spawn_child(self, component::event_log))
+        child_failed(self, component::event_log,
+                     caf::make_error(ec::io_error, "could not create the event log"));
+      start_health_checks(self);
+      if (st.state == instance_state::starting)
+        start_vm(self);
+      return make_instance_info(st);
+    },
+    [=](atom::stop) -> caf::result<instance_info> {
+      auto& st = self->state;
+      if (!st.shutting_down && st.state == instance_state::stopped)
+        return make_instance_info(st);
+      if (!st.shutting_down && st.state == instance_state::broken) {
+        st.state = instance_state::stopped;
+        st.errors.clear();
+        return make_instance_info(st);
+      }
+      auto rp = self->make_response_promise<instance_info>();
+      st.stop_waiters.push_back(rp);
+      if (st.state == instance_state::broken)
+        st.state = instance_state::stopping; // asked to stop: end in stopped
+      begin_shutdown(self, false, caf::error{});
+      return rp;
+    },
+    [=](atom::status) -> instance_info { return make_instance_info(self->state); },
+    [=](atom::fault, const std::string& name,
+        const std::string& kind) -> caf::result<atom::ok> {
+      auto& st = self->state;
+      component c;
+      if (!parse_component(name, c))
+        return caf::make_error(ec::invalid_argument, "unknown component \"" + name
+                                                       + "\" (want vm, ssh or event-log)");
+      if (kind != "crash" && kind != "hang")
+        return caf::make_error(ec::invalid_argument,
+                               "unknown fault \"" + kind + "\" (want crash or hang)");
+      if (!alive(st, c))
+        return caf::make_error(ec::invalid_state, name + " is not running");
+      self->send(as_supervised(st, c), atom::fault_v, kind);
+      return atom::ok_v;
+    },
+    [=](atom::subscribe, event_listener_actor& listener) {
+      if (!listener)
+        return;
+      self->monitor(listener);
+      self->state.listeners.push_back(std::move(listener));
+    },
+    [=](atom::restart, component c, uint64_t gen) { on_restart_timer(self, c, gen); },
+    [=](atom::timeout, component c, uint64_t gen) { on_shutdown_timeout(self, c, gen); },
+    [=](atom::health, uint64_t gen) { health_round(self, gen); },
+  };
+}
+
+} // namespace calima::actors

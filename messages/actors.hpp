@@ -1,0 +1,163 @@
+#pragma once
+
+#include "messages/atoms.hpp"
+#include "messages/errors.hpp"
+#include "messages/events_caf.hpp"
+#include "messages/types.hpp"
+
+#include <caf/actor_system_config.hpp>
+#include <caf/replies_to.hpp>
+#include <caf/typed_actor.hpp>
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+/// Every typed actor interface of calima, each a documented alias (VAST style). Implementations
+/// live in actors/, test doubles in test/actors/; both implement exactly these signatures, so the
+/// type checker keeps the doubles honest.
+///
+/// The supervisor tree (docs/architecture.md):
+///
+///     root_supervisor ── instance_supervisor (one per instance) ─┬─ event_log    (started 1st)
+///                                                                ├─ vm_process   (started 2nd)
+///                                                                └─ ssh_master   (started 3rd)
+///
+/// Children never restart themselves or each other: they fail (quit with a calima error) and
+/// their supervisor, which links and monitors them, decides.
+namespace calima {
+
+// -- building blocks --------------------------------------------------------------------------
+
+/// What every supervised child answers.
+using supervised_actor = caf::typed_actor<
+  /// Health check: must be answered within the supervisor's health timeout, or the supervisor
+  /// treats the child as hung and kills it.
+  caf::replies_to<atom::ping>::with<atom::pong>,
+  /// Fault injection (`limactl debug fault`): "crash" makes the actor fail with
+  /// ec::injected_fault; "hang" makes it stop answering until it is killed.
+  caf::reacts_to<atom::fault, std::string>>;
+
+/// Receives the event stream of an instance (the control server forwards it to limactl).
+using event_listener_actor = caf::typed_actor<
+  /// One event of instance `name`, in emission order.
+  caf::reacts_to<atom::event, std::string, instance_event>>;
+
+/// What an instance supervisor reports to its parent.
+using instance_parent_actor = caf::typed_actor<
+  /// The instance supervisor gave up on instance `name` (it is now Broken); the error says why
+  /// (ec::restart_intensity or ec::unrecoverable). The instance supervisor stays alive in the
+  /// broken state and answers `status`.
+  caf::reacts_to<atom::escalate, std::string, caf::error>>;
+
+// -- children of an instance supervisor -------------------------------------------------------
+
+/// The EVENT LOG actor of one instance: `$INST/ha.stdout.log` (events, JSON lines) and
+/// `$INST/ha.stderr.log` (logrus JSON lines).
+using event_log_actor = caf::typed_actor<
+  /// Appends one event line; an unstamped event gets the current time.
+  caf::reacts_to<atom::append, instance_event>,
+  /// Appends one log line.
+  caf::reacts_to<atom::log, log_line>>::extend_with<supervised_actor>;
+
+/// The VM PROCESS actor: one VM process (QEMU) of one instance. It starts the process in its own
+/// session, so the VM outlives the supervisor. It reports the process's exit to its parent by
+/// terminating: normally when the guest powered off (exit status 0), with ec::vm_exited (context:
+/// what happened, e.g. "qemu was killed by signal 9") otherwise.
+using vm_process_actor = caf::typed_actor<
+  /// Starts the VM (or re-adopts a running one); replies once the process runs.
+  caf::replies_to<atom::start>::with<vm_status>,
+  /// Stops the VM gracefully (QMP system_powerdown, then SIGKILL after its own timeout);
+  /// replies once the process is gone. The actor stays alive afterwards.
+  caf::replies_to<atom::stop>::with<atom::ok>,
+  /// The process as the actor sees it now.
+  caf::replies_to<atom::status>::with<vm_status>>::extend_with<supervised_actor>;
+
+/// The SSH MASTER actor: one SSH session to the guest. It reports the loss of its session by
+/// terminating with ec::ssh_lost; reconnecting is its supervisor's decision (a restart).
+using ssh_master_actor = caf::typed_actor<
+  /// Connects and authenticates; replies once the session is up (ec::ssh_connect_failed else).
+  caf::replies_to<atom::connect, ssh_target>::with<atom::ok>,
+  /// Runs one command (a shell command line) on the guest.
+  caf::replies_to<atom::exec, std::string>::with<exec_result>,
+  /// Replies once the readiness requirements of runtime §4.7 have run; failed non-fatal
+  /// requirements are listed in the reply (instance degraded).
+  caf::replies_to<atom::ready>::with<ssh_ready>>::extend_with<supervised_actor>;
+
+// -- supervisors ------------------------------------------------------------------------------
+
+/// The INSTANCE SUPERVISOR of one instance: owns its lifecycle state and its children, and the
+/// one place that decides restart, back off or escalate for them.
+using instance_supervisor_actor = caf::typed_actor<
+  /// Starts the instance (stopped or broken → starting); replies at once with the new state.
+  /// Progress arrives as events. Idempotent while starting, booting or running;
+  /// ec::invalid_state while stopping.
+  caf::replies_to<atom::start>::with<instance_info>,
+  /// Ordered, timed stop of the children (reverse start order); replies once all are down.
+  caf::replies_to<atom::stop>::with<instance_info>,
+  /// The instance now.
+  caf::replies_to<atom::status>::with<instance_info>,
+  /// Fault injection: forwards `kind` ("crash" | "hang") to `component` ("vm" | "ssh" |
+  /// "event-log"); ec::invalid_argument for unknown names, ec::invalid_state if not running.
+  caf::replies_to<atom::fault, std::string, std::string>::with<atom::ok>,
+  /// Adds a listener that receives every later event of this instance (until it terminates).
+  caf::reacts_to<atom::subscribe, event_listener_actor>,
+  // -- internal: timers the supervisor sends itself (stale ones carry an old generation) --
+  /// Restart `component` now (the backoff delay has passed).
+  caf::reacts_to<atom::restart, component, uint64_t>,
+  /// `component` ignored its shutdown for too long: kill it.
+  caf::reacts_to<atom::timeout, component, uint64_t>,
+  /// Time for the next round of health checks.
+  caf::reacts_to<atom::health, uint64_t>>;
+
+/// The ROOT SUPERVISOR of one `$LIMA_HOME`: owns one instance supervisor per instance (spawned on
+/// demand, one-for-one), and shuts the whole tree down in order.
+using root_supervisor_actor = caf::typed_actor<
+  /// The instance supervisor of `name`, spawned on first use (ec::no_such_instance when the
+  /// instance cannot be loaded).
+  caf::replies_to<atom::get, std::string>::with<instance_supervisor_actor>,
+  /// start / stop / status of instance `name` (see instance_supervisor_actor). stop and status
+  /// of an instance without a supervisor report it stopped without spawning one.
+  caf::replies_to<atom::start, std::string>::with<instance_info>,
+  caf::replies_to<atom::stop, std::string>::with<instance_info>,
+  caf::replies_to<atom::status, std::string>::with<instance_info>,
+  /// Every instance that has a supervisor, sorted by name.
+  caf::replies_to<atom::list>::with<std::vector<instance_info>>,
+  /// Stops every instance (all at once; each stops its children in order), replies when every
+  /// instance supervisor is down (or was killed after the shutdown timeout), then terminates.
+  caf::replies_to<atom::shutdown>::with<atom::ok>,
+  // -- internal timers --
+  /// Respawn the crashed instance supervisor of `name` (backoff passed).
+  caf::reacts_to<atom::restart, std::string, uint64_t>,
+  /// The shutdown timeout passed: kill what is left.
+  caf::reacts_to<atom::timeout, uint64_t>>::extend_with<instance_parent_actor>;
+
+// -- registration -----------------------------------------------------------------------------
+
+/// Registers calima's message types (names for logs and serialization) and the `calima` error
+/// category (so `sys.render(err)` prints `calima::vm_exited("...")`). Call on every
+/// actor_system_config before constructing the system.
+inline void register_message_types(caf::actor_system_config& cfg) {
+  cfg.add_message_type<instance_event>("calima::instance_event");
+  cfg.add_message_type<instance_info>("calima::instance_info");
+  cfg.add_message_type<std::vector<instance_info>>("std::vector<calima::instance_info>");
+  cfg.add_message_type<vm_status>("calima::vm_status");
+  cfg.add_message_type<ssh_target>("calima::ssh_target");
+  cfg.add_message_type<exec_result>("calima::exec_result");
+  cfg.add_message_type<ssh_ready>("calima::ssh_ready");
+  cfg.add_message_type<log_line>("calima::log_line");
+  cfg.add_message_type<component>("calima::component");
+  cfg.add_error_category(error_category, [](uint8_t code, caf::atom_value,
+                                            const caf::message& ctx) -> std::string {
+    std::string out = "calima::";
+    out += to_string(static_cast<ec>(code));
+    if (ctx.match_elements<std::string>()) {
+      out += "(\"";
+      out += ctx.get_as<std::string>(0);
+      out += "\")";
+    }
+    return out;
+  });
+}
+
+} // namespace calima

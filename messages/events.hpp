@@ -1,0 +1,112 @@
+#pragma once
+
+#include <nlohmann/json.hpp>
+
+#include <chrono>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+/// The instance event of runtime spec §4.5: one JSON line of `ha.stdout.log` and one element of
+/// the event stream limactl follows. Plain values: this header knows no CAF (the CAF inspectors
+/// live in events_caf.hpp), so limactl and the control protocol use it directly.
+///
+/// Every event is a full status snapshot. Lima's invariants:
+///   - `degraded` implies `running`;
+///   - `exiting` implies `!running`, and is the last event of a run.
+/// calima adds two keys Lima's decoders ignore (they are unknown fields to Go's encoding/json):
+///   - `restart`: a supervisor restarted one component (`component`, `reason`, `attempt`);
+///   - `broken`: the supervisor gave up on the instance; `errors` says why.
+namespace calima {
+
+/// `status.cloudInitProgress`.
+struct cloud_init_progress {
+  std::string log_line;
+  bool completed = false;
+  bool active = false;
+};
+
+/// `status.portForward` (`type`: forwarding | not-forwarding | stopping | failed).
+struct port_forward_event {
+  std::string type;
+  std::string protocol;
+  std::string guest_addr;
+  std::string host_addr;
+  std::string error;
+};
+
+/// `status.vsock` (`type`: started | skipped | failed).
+struct vsock_event {
+  std::string type;
+  std::string host_addr;
+  int vsock_port = 0;
+  std::string reason;
+};
+
+/// `status.restart` (calima): one restart decided by a supervisor.
+struct restart_event {
+  /// The restarted child: `vm`, `ssh`, `event-log`.
+  std::string component;
+  /// Why the previous incarnation ended, in words.
+  std::string reason;
+  /// 1 for the first restart within the restart-intensity window, 2 for the second, ...
+  int attempt = 0;
+};
+
+/// `status`.
+struct instance_status {
+  /// Ready: the requirements passed.
+  bool running = false;
+  /// Running, but something failed (`errors` says what). Implies `running`.
+  bool degraded = false;
+  /// The run is over; the last event of a run. Implies `!running`.
+  bool exiting = false;
+  /// Usually one string holding newline-joined errors.
+  std::vector<std::string> errors;
+  int ssh_local_port = 0;
+  std::optional<cloud_init_progress> cloud_init;
+  std::optional<port_forward_event> port_forward;
+  std::optional<vsock_event> vsock;
+  /// calima: the supervisor gave up on the instance (restart intensity exceeded, or a failure its
+  /// policy does not restart); `errors` holds the reason.
+  bool broken = false;
+  /// calima: set on the event announcing a restart.
+  std::optional<restart_event> restart;
+};
+
+/// One line of `ha.stdout.log`.
+struct instance_event {
+  /// Wall-clock time; the epoch (default) means "not stamped yet": the event log stamps it
+  /// with the current time when it writes the line.
+  std::chrono::system_clock::time_point time{};
+  instance_status status;
+};
+
+bool operator==(const cloud_init_progress& a, const cloud_init_progress& b);
+bool operator==(const port_forward_event& a, const port_forward_event& b);
+bool operator==(const vsock_event& a, const vsock_event& b);
+bool operator==(const restart_event& a, const restart_event& b);
+bool operator==(const instance_status& a, const instance_status& b);
+bool operator==(const instance_event& a, const instance_event& b);
+
+/// Go's time.RFC3339Nano in the local zone (`2026-08-21T10:00:01.5+09:00`, `...Z` in UTC):
+/// trailing zeros of the fraction dropped, no fraction for whole seconds.
+std::string format_rfc3339nano(std::chrono::system_clock::time_point t);
+
+/// Parses RFC 3339 with an optional fraction and a `Z` or `±hh:mm` offset; nullopt if malformed.
+std::optional<std::chrono::system_clock::time_point> parse_rfc3339(std::string_view s);
+
+/// The event as Lima's encoding/json writes it: Lima's key names and order, omitempty on every
+/// status field, `time` and `status` always present.
+nlohmann::ordered_json to_json(const instance_event& ev);
+
+/// One line for `ha.stdout.log`: to_json encoded byte for byte as Go's json.Encoder does
+/// (HTML-escaped `<`, `>`, `&`, `\u2028`, invalid UTF-8 as `\ufffd`), ending in "\n".
+std::string encode_event_line(const instance_event& ev);
+
+/// Reads one event line (Lima's or ours). Throws std::invalid_argument when `line` is not a JSON
+/// object or a known key has the wrong type; unknown keys are ignored, as Go's decoder does.
+instance_event decode_event(std::string_view line);
+
+} // namespace calima

@@ -1,0 +1,426 @@
+#include "actors/instance_supervisor.hpp"
+
+#include "test/actors/caf_fixture.hpp"
+#include "test/actors/doubles.hpp"
+
+#include <caf/all.hpp>
+#include <gtest/gtest.h>
+
+using namespace calima;
+using namespace calima::test;
+using namespace std::chrono_literals;
+
+namespace {
+
+class instance_supervisor_test : public caf_fixture {
+protected:
+  double_world world;
+  actors::instance_spec spec = test_spec("default");
+  instance_parent_actor parent;
+  instance_supervisor_actor sup;
+
+  void spawn_supervisor() {
+    parent = track(spawn_parent_double(sys, world.rec));
+    sup = track(sys.spawn(actors::instance_supervisor, spec, world.factories(), parent));
+    run();
+  }
+
+  actors::instance_supervisor_state& st() {
+    return state_of<actors::instance_supervisor_state>(sup);
+  }
+
+  instance_info start() {
+    auto a = ask<instance_info>(sup, atom::start_v);
+    EXPECT_TRUE(a.value) << to_string(a.error);
+    run();
+    return a.value.value_or(instance_info{});
+  }
+
+  void start_running() {
+    spawn_supervisor();
+    start();
+    ASSERT_EQ(st().state, instance_state::running);
+  }
+
+  /// Sends `kind` straight to the child, as `limactl debug fault` would through the supervisor.
+  template <class Handle>
+  void inject(const Handle& child, std::string kind) {
+    ASSERT_TRUE(child);
+    self->send(child, atom::fault_v, std::move(kind));
+    run();
+  }
+
+  /// Records the supervisor's own termination in the recorder, after its children's.
+  void record_supervisor_termination() {
+    auto rec = world.rec;
+    caf::actor_cast<caf::abstract_actor*>(sup)->attach_functor(
+      [rec](const caf::error&) { rec->terminated.push_back("supervisor"); });
+  }
+
+  const instance_event& last_event() {
+    return world.rec->events.back();
+  }
+};
+
+} // namespace
+
+// -- start ------------------------------------------------------------------------------------
+
+TEST_F(instance_supervisor_test, starts_children_in_order_and_reaches_running) {
+  spawn_supervisor();
+  EXPECT_EQ(st().state, instance_state::stopped);
+  auto info = ask<instance_info>(sup, atom::start_v);
+  ASSERT_TRUE(info.value);
+  EXPECT_EQ(info.value->name, "default");
+  run();
+  auto& rec = *world.rec;
+  EXPECT_EQ(rec.spawned, (std::vector<std::string>{"event-log", "vm", "ssh"}));
+  EXPECT_EQ(rec.calls, (std::vector<std::string>{"vm:start", "ssh:connect:60022", "ssh:ready"}));
+  auto status = ask<instance_info>(sup, atom::status_v);
+  ASSERT_TRUE(status.value);
+  EXPECT_EQ(status.value->state, instance_state::running);
+  EXPECT_EQ(status.value->vm_pid, 4242);
+  EXPECT_EQ(status.value->ssh_local_port, 60022);
+  // Lima's event sequence: booting {sshLocalPort}, then running.
+  ASSERT_EQ(rec.events.size(), 2u);
+  EXPECT_EQ(rec.events[0].status.ssh_local_port, 60022);
+  EXPECT_FALSE(rec.events[0].status.running);
+  EXPECT_TRUE(rec.events[1].status.running);
+  EXPECT_FALSE(rec.events[1].status.degraded);
+  // start is idempotent while running.
+  auto again = ask<instance_info>(sup, atom::start_v);
+  ASSERT_TRUE(again.value);
+  EXPECT_EQ(again.value->state, instance_state::running);
+  EXPECT_EQ(rec.count("vm:start"), 1u);
+}
+
+TEST_F(instance_supervisor_test, booting_until_ssh_is_ready) {
+  world.ssh->hold_ready = true;
+  world.ssh->ready_errors = {"guest agent does not seem to be running"};
+  spawn_supervisor();
+  start();
+  EXPECT_EQ(st().state, instance_state::booting);
+  EXPECT_EQ(world.rec->count("ssh:ready"), 1u);
+  inject(st().ssh, "release");
+  EXPECT_EQ(st().state, instance_state::running);
+  EXPECT_TRUE(st().degraded);
+  EXPECT_TRUE(last_event().status.running);
+  EXPECT_TRUE(last_event().status.degraded);
+  EXPECT_EQ(last_event().status.errors,
+            std::vector<std::string>{"guest agent does not seem to be running"});
+}
+
+TEST_F(instance_supervisor_test, listeners_receive_the_event_stream) {
+  spawn_supervisor();
+  auto listener = track(spawn_listener_double(sys, world.rec));
+  self->send(sup, atom::subscribe_v, listener);
+  run();
+  start();
+  EXPECT_EQ(world.rec->streamed.size(), 2u);
+  EXPECT_TRUE(world.rec->streamed.back().status.running);
+}
+
+// -- one-for-one restarts ---------------------------------------------------------------------
+
+TEST_F(instance_supervisor_test, crashed_ssh_master_restarts_after_backoff_while_vm_keeps_running) {
+  start_running();
+  auto vm_before = st().vm.address();
+  auto ssh_before = st().ssh.address();
+  inject(st().ssh, "crash");
+  // Down, restart pending; the VM is untouched.
+  EXPECT_FALSE(st().ssh);
+  EXPECT_EQ(st().state, instance_state::booting);
+  EXPECT_EQ(st().vm.address(), vm_before);
+  advance(999ms);
+  EXPECT_FALSE(st().ssh) << "restarted before the 1s backoff";
+  advance(1ms);
+  ASSERT_TRUE(st().ssh);
+  EXPECT_NE(st().ssh.address(), ssh_before);
+  EXPECT_EQ(st().state, instance_state::running);
+  EXPECT_EQ(st().vm.address(), vm_before);
+  EXPECT_EQ(world.rec->count("vm:start"), 1u);
+  EXPECT_EQ(world.rec->count("ssh:connect:60022"), 2u);
+  EXPECT_EQ(world.rec->spawned, (std::vector<std::string>{"event-log", "vm", "ssh", "ssh"}));
+  EXPECT_EQ(world.rec->terminated, std::vector<std::string>{"ssh"});
+  // The second crash within the window waits twice as long.
+  inject(st().ssh, "crash");
+  advance(1999ms);
+  EXPECT_FALSE(st().ssh);
+  advance(1ms);
+  EXPECT_TRUE(st().ssh);
+  EXPECT_EQ(st().vm.address(), vm_before);
+  EXPECT_EQ(ask<instance_info>(sup, atom::status_v).value->restarts, 2u);
+}
+
+TEST_F(instance_supervisor_test, every_restart_emits_an_event_with_component_reason_attempt) {
+  start_running();
+  inject(st().ssh, "crash");
+  // The restart event is a fresh status (booting again) plus the restart sub-event.
+  const auto& ev = last_event();
+  ASSERT_TRUE(ev.status.restart);
+  EXPECT_FALSE(ev.status.running);
+  EXPECT_EQ(ev.status.ssh_local_port, 60022);
+  advance(1s);
+  inject(st().ssh, "crash");
+  advance(2s);
+  self->send_exit(st().ssh, caf::make_error(ec::ssh_lost, "connection reset by peer"));
+  run();
+  advance(4s);
+  auto restarts = world.rec->restarts();
+  ASSERT_EQ(restarts.size(), 3u);
+  EXPECT_EQ(restarts[0], (restart_event{"ssh", "injected crash", 1}));
+  EXPECT_EQ(restarts[1], (restart_event{"ssh", "injected crash", 2}));
+  EXPECT_EQ(restarts[2], (restart_event{"ssh", "connection reset by peer", 3}));
+  // ... and a warning line in ha.stderr.log.
+  size_t warnings = 0;
+  for (auto& line : world.rec->lines)
+    if (line.level == "warning" && line.msg.rfind("Restarting ssh in ", 0) == 0)
+      ++warnings;
+  EXPECT_EQ(warnings, 3u);
+  EXPECT_TRUE(last_event().status.running);
+}
+
+TEST_F(instance_supervisor_test, hung_child_fails_its_health_check_and_is_restarted) {
+  spec.policy.health_interval = 10s;
+  spec.policy.health_timeout = 5s;
+  start_running();
+  auto vm_before = st().vm.address();
+  inject(st().ssh, "hang");
+  advance(10s); // health round: pings go out
+  EXPECT_TRUE(st().ssh);
+  advance(5s); // the SSH double's ping times out
+  EXPECT_FALSE(st().ssh);
+  auto restarts = world.rec->restarts();
+  ASSERT_EQ(restarts.size(), 1u);
+  EXPECT_EQ(restarts[0].reason, "ssh did not answer a health check within 5s");
+  advance(1s);
+  EXPECT_TRUE(st().ssh);
+  EXPECT_EQ(st().state, instance_state::running);
+  EXPECT_EQ(st().vm.address(), vm_before);
+}
+
+TEST_F(instance_supervisor_test, readiness_timeout_counts_as_an_ssh_failure) {
+  world.ssh->hold_ready = true;
+  spawn_supervisor();
+  start();
+  advance(spec.policy.ssh_ready_timeout - 1s);
+  EXPECT_TRUE(st().ssh);
+  advance(1s);
+  auto restarts = world.rec->restarts();
+  ASSERT_EQ(restarts.size(), 1u);
+  EXPECT_EQ(restarts[0].reason, "the readiness requirements did not pass within 10m0s");
+}
+
+TEST_F(instance_supervisor_test, vm_restart_also_restarts_the_dependent_ssh_master) {
+  spec.policy.vm.mode = actors::restart_mode::permanent;
+  start_running();
+  inject(st().vm, "crash");
+  EXPECT_EQ(st().state, instance_state::starting);
+  EXPECT_FALSE(st().ssh) << "the SSH master of the dead VM must go too";
+  advance(1s);
+  EXPECT_EQ(st().state, instance_state::running);
+  EXPECT_EQ(world.rec->count("vm:start"), 2u);
+  EXPECT_EQ(world.rec->count("ssh:connect:60022"), 2u);
+  // Only the VM restart is an event; the SSH master's stop is not a failure.
+  auto restarts = world.rec->restarts();
+  ASSERT_EQ(restarts.size(), 1u);
+  EXPECT_EQ(restarts[0].component, "vm");
+  EXPECT_EQ(st().restarts, 1u);
+}
+
+TEST_F(instance_supervisor_test, events_emitted_while_the_event_log_is_down_are_written_later) {
+  start_running();
+  inject(st().log, "crash");
+  EXPECT_FALSE(st().log);
+  inject(st().ssh, "crash");
+  auto written = world.rec->events.size();
+  advance(1s); // both restart
+  ASSERT_TRUE(st().log);
+  auto restarts = world.rec->restarts();
+  ASSERT_EQ(restarts.size(), 2u);
+  EXPECT_EQ(restarts[0].component, "event-log");
+  EXPECT_EQ(restarts[1].component, "ssh");
+  EXPECT_GT(world.rec->events.size(), written);
+  EXPECT_EQ(st().pending_events.size(), 0u);
+}
+
+// -- escalation -------------------------------------------------------------------------------
+
+TEST_F(instance_supervisor_test, restart_intensity_exceeded_breaks_the_instance_and_escalates) {
+  start_running();
+  // max_restarts = 3 within 60s: three restarts (1s, 2s, 4s backoff), the 4th failure escalates.
+  for (auto backoff : {1s, 2s, 4s}) {
+    inject(st().ssh, "crash");
+    advance(backoff);
+    ASSERT_TRUE(st().ssh);
+  }
+  record_supervisor_termination();
+  inject(st().ssh, "crash");
+  EXPECT_EQ(st().state, instance_state::broken);
+  auto& rec = *world.rec;
+  ASSERT_EQ(rec.escalations.size(), 1u);
+  EXPECT_EQ(rec.escalations[0].first, "default");
+  EXPECT_EQ(code_of(rec.escalations[0].second), ec::restart_intensity);
+  auto reason = describe(rec.escalations[0].second);
+  EXPECT_EQ(reason,
+            "ssh: restart intensity exceeded (3 restarts within 1m0s); last failure: injected crash");
+  // The broken event carries the reason; the remaining children were stopped in order and the
+  // run ended with `exiting`.
+  bool saw_broken = false;
+  for (auto& ev : rec.events)
+    if (ev.status.broken) {
+      saw_broken = true;
+      EXPECT_EQ(ev.status.errors, std::vector<std::string>{reason});
+    }
+  EXPECT_TRUE(saw_broken);
+  EXPECT_TRUE(last_event().status.exiting);
+  EXPECT_EQ(rec.count("vm:stop"), 1u);
+  std::vector<std::string> tail(rec.terminated.end() - 2, rec.terminated.end());
+  EXPECT_EQ(tail, (std::vector<std::string>{"vm", "event-log"}));
+  // The supervisor stays alive and reports the reason.
+  auto status = ask<instance_info>(sup, atom::status_v);
+  ASSERT_TRUE(status.value);
+  EXPECT_EQ(status.value->state, instance_state::broken);
+  EXPECT_EQ(status.value->errors, std::vector<std::string>{reason});
+  EXPECT_TRUE(is_alive(sup));
+  // No further restart happens, however long we wait.
+  auto spawned = rec.spawned.size();
+  advance(1h);
+  EXPECT_EQ(rec.spawned.size(), spawned);
+}
+
+TEST_F(instance_supervisor_test, vm_crash_breaks_the_instance_by_default) {
+  start_running();
+  inject(st().vm, "crash");
+  EXPECT_EQ(st().state, instance_state::broken);
+  ASSERT_EQ(world.rec->escalations.size(), 1u);
+  EXPECT_EQ(code_of(world.rec->escalations[0].second), ec::unrecoverable);
+  EXPECT_EQ(st().errors, std::vector<std::string>{"vm: injected crash"});
+  EXPECT_EQ(world.rec->restarts().size(), 0u);
+  // Starting again begins a fresh run.
+  start();
+  EXPECT_EQ(st().state, instance_state::running);
+  EXPECT_TRUE(st().errors.empty());
+  EXPECT_EQ(world.rec->count("vm:start"), 2u);
+}
+
+TEST_F(instance_supervisor_test, vm_start_failure_breaks_the_instance) {
+  world.vm->fail_start = true;
+  spawn_supervisor();
+  start();
+  EXPECT_EQ(st().state, instance_state::broken);
+  EXPECT_EQ(st().errors, std::vector<std::string>{"vm: qemu: could not open disk"});
+  EXPECT_EQ(world.rec->count("ssh:connect:60022"), 0u);
+}
+
+TEST_F(instance_supervisor_test, vm_that_powers_off_stops_the_instance) {
+  start_running();
+  inject(st().vm, "exit");
+  EXPECT_EQ(st().state, instance_state::stopped);
+  EXPECT_TRUE(world.rec->escalations.empty());
+  EXPECT_TRUE(last_event().status.exiting);
+  EXPECT_EQ(world.rec->terminated, (std::vector<std::string>{"vm", "ssh", "event-log"}));
+}
+
+// -- ordered shutdown -------------------------------------------------------------------------
+
+TEST_F(instance_supervisor_test, stop_stops_children_in_reverse_start_order) {
+  start_running();
+  auto stopped = ask<instance_info>(sup, atom::stop_v);
+  ASSERT_TRUE(stopped.value);
+  EXPECT_EQ(stopped.value->state, instance_state::stopped);
+  auto& rec = *world.rec;
+  EXPECT_EQ(rec.terminated, (std::vector<std::string>{"ssh", "vm", "event-log"}));
+  // The VM was asked to power down before it was told to exit.
+  EXPECT_EQ(rec.calls.back(), "vm:stop");
+  // `exiting` is the last event, written before the event log went away.
+  EXPECT_TRUE(last_event().status.exiting);
+  EXPECT_TRUE(is_alive(sup));
+  // Stopping again is a no-op; starting again works.
+  EXPECT_EQ(ask<instance_info>(sup, atom::stop_v).value->state, instance_state::stopped);
+  start();
+  EXPECT_EQ(st().state, instance_state::running);
+}
+
+TEST_F(instance_supervisor_test, supervisor_down_implies_subtree_down) {
+  start_running();
+  record_supervisor_termination();
+  auto reason = watch(sup);
+  self->send_exit(sup, caf::exit_reason::user_shutdown);
+  run();
+  ASSERT_TRUE(reason->has_value());
+  EXPECT_EQ(**reason, caf::exit_reason::user_shutdown);
+  EXPECT_EQ(world.rec->terminated,
+            (std::vector<std::string>{"ssh", "vm", "event-log", "supervisor"}));
+}
+
+TEST_F(instance_supervisor_test, child_ignoring_shutdown_is_killed_after_the_timeout) {
+  world.ssh->ignore_shutdown = true;
+  start_running();
+  auto stopped = request<instance_info>(sup, atom::stop_v);
+  EXPECT_FALSE(stopped->done());
+  EXPECT_TRUE(st().ssh) << "the SSH double traps user_shutdown";
+  EXPECT_EQ(world.rec->count("vm:stop"), 0u) << "the VM waits for the SSH master";
+  advance(spec.policy.child_shutdown_timeout - 1ms);
+  EXPECT_TRUE(st().ssh);
+  advance(1ms);
+  EXPECT_FALSE(st().ssh);
+  ASSERT_TRUE(stopped->value);
+  EXPECT_EQ(stopped->value->state, instance_state::stopped);
+  EXPECT_EQ(world.rec->terminated, (std::vector<std::string>{"ssh", "vm", "event-log"}));
+  bool warned = false;
+  for (auto& line : world.rec->lines)
+    warned |= line.msg == "ssh ignored the shutdown for 5s; killing it";
+  EXPECT_TRUE(warned);
+}
+
+TEST_F(instance_supervisor_test, hung_vm_stop_falls_back_to_exit_after_vm_stop_timeout) {
+  start_running();
+  inject(st().vm, "hang");
+  auto stopped = request<instance_info>(sup, atom::stop_v);
+  advance(spec.policy.vm_stop_timeout - 1s);
+  EXPECT_TRUE(st().vm);
+  advance(1s); // stop request times out; the VM actor gets user_shutdown (it does not trap it)
+  ASSERT_TRUE(stopped->value);
+  EXPECT_EQ(world.rec->terminated, (std::vector<std::string>{"ssh", "vm", "event-log"}));
+}
+
+TEST_F(instance_supervisor_test, supervisor_killed_takes_its_children_along) {
+  start_running();
+  self->send_exit(sup, caf::exit_reason::kill);
+  run();
+  EXPECT_FALSE(is_alive(sup));
+  auto terminated = world.rec->terminated;
+  std::sort(terminated.begin(), terminated.end());
+  EXPECT_EQ(terminated, (std::vector<std::string>{"event-log", "ssh", "vm"}));
+}
+
+// -- requests that are refused ----------------------------------------------------------------
+
+TEST_F(instance_supervisor_test, refuses_bad_faults_and_start_while_stopping) {
+  world.ssh->ignore_shutdown = true;
+  start_running();
+  EXPECT_EQ(code_of(ask<atom::ok>(sup, atom::fault_v, std::string{"disk"},
+                                    std::string{"crash"}).error),
+            ec::invalid_argument);
+  EXPECT_EQ(code_of(ask<atom::ok>(sup, atom::fault_v, std::string{"ssh"},
+                                    std::string{"explode"}).error),
+            ec::invalid_argument);
+  auto stopping = request<instance_info>(sup, atom::stop_v);
+  EXPECT_EQ(st().state, instance_state::stopping);
+  EXPECT_EQ(code_of(ask<instance_info>(sup, atom::start_v).error), ec::invalid_state);
+  advance(spec.policy.child_shutdown_timeout);
+  ASSERT_TRUE(stopping->value);
+  EXPECT_EQ(code_of(ask<atom::ok>(sup, atom::fault_v, std::string{"ssh"},
+                                  std::string{"crash"}).error),
+            ec::invalid_state);
+}
+
+TEST_F(instance_supervisor_test, fault_through_the_supervisor_reaches_the_child) {
+  start_running();
+  auto ok = ask<atom::ok>(sup, atom::fault_v, std::string{"ssh"}, std::string{"crash"});
+  EXPECT_TRUE(ok.value);
+  run();
+  EXPECT_EQ(world.rec->count("ssh:fault:crash"), 1u);
+  EXPECT_EQ(world.rec->restarts().size(), 1u);
+}
