@@ -616,6 +616,10 @@ instance_supervisor(instance_supervisor_pointer self, instance_spec spec, child_
       st.degraded = false;
       st.restarts = 0;
       st.exiting_emitted = false;
+      // Lines of the previous run that never reached a log: that run is over, and the first
+      // event log of this run starts the files afresh (as Lima recreates them).
+      st.pending_events.clear();
+      st.pending_lines.clear();
       st.state = instance_state::starting;
       write_log(self, "info", "Starting the instance");
       if (!spawn_child(self, component::event_log))

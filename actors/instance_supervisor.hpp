@@ -23,13 +23,15 @@
 ///
 /// Lifecycle (instance_state):
 ///
-///                start               VM runs                SSH ready
-///     stopped ─────────▶ starting ─────────────▶ booting ─────────────▶ running
-///        ▲                 │  ▲                   │  ▲                    │
-///        │                 │  └── VM restarted ◀──┴──┼────────────────────┤
-///        │                 │                         └── SSH restarted ◀──┤
-///        │   all children  ▼  stop, or the VM ended normally              │
-///        └───────────── stopping ◀────────────────────────────────────────┘
+///                start                VM runs                SSH ready
+///     stopped ──────────▶ starting ──────────▶ booting ──────────▶ running
+///        ▲                  ▲  ▲                 │  ▲                 │
+///        │                  │  └── VM restart ───┘  └── SSH restart ──┤
+///        │                  └──────────── VM restart ─────────────────┤
+///        │                                                            │
+///        │ all children down      stop, or the VM ended normally      │
+///        └───────────────── stopping ◀────────────────────────────────┘
+///                                      (from starting and booting too)
 ///
 ///     starting | booting | running ──a child failed, the policy gives up──▶ broken
 ///     broken ──start──▶ starting          broken ──stop──▶ stopped

@@ -7,7 +7,7 @@
 #include "cli/cli_common.hpp"
 #include "cli/commands.hpp"
 #include "cli/output.hpp"
-#include "cli/subprocess.hpp"
+#include "config/subprocess.hpp"
 #include "cli/table_writer.hpp"
 #include "config/fs_util.hpp"
 #include "config/go_format.hpp"

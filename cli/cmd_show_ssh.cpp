@@ -3,7 +3,7 @@
 
 #include "cli/cli_common.hpp"
 #include "cli/commands.hpp"
-#include "cli/subprocess.hpp"
+#include "config/subprocess.hpp"
 #include "config/fs_util.hpp"
 #include "config/go_format.hpp"
 #include "config/log.hpp"

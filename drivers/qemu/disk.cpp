@@ -5,7 +5,7 @@
 #include "config/sizes.hpp"
 #include "drivers/driver.hpp"
 #include "drivers/instance_files.hpp"
-#include "drivers/subprocess.hpp"
+#include "config/subprocess.hpp"
 
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
@@ -29,7 +29,7 @@ bool exists(const std::string& path) {
 /// Runs qemu-img; on failure throws Lima's `failed to run [qemu-img ...]: "<output>": exit status N`.
 run_result qemu_img(std::vector<std::string> args) {
   process_spec spec{"qemu-img", std::move(args), {}};
-  auto r = run(spec);
+  auto r = run_process(spec.argv(), spec.env);
   if (!r.ok())
     throw driver_error(fmt::format("failed to run {}: {}: {}", go_args(spec.argv()),
                                    go_quote(r.out + r.err), exit_text(r)));
@@ -101,7 +101,7 @@ image_info parse_image_info(const std::string& text) {
 }
 
 image_info query_image(const std::string& path) {
-  auto r = run({"qemu-img", {"info", "--output=json", "--force-share", path}, {}});
+  auto r = run_process({"qemu-img", "info", "--output=json", "--force-share", path});
   if (!r.ok())
     throw driver_error(fmt::format(
       "failed to run {}: stdout={}, stderr={}: {}",

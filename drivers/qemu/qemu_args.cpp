@@ -5,7 +5,7 @@
 #include "config/host_info.hpp"
 #include "config/sizes.hpp"
 #include "drivers/instance_files.hpp"
-#include "drivers/subprocess.hpp"
+#include "config/subprocess.hpp"
 
 #include <fmt/format.h>
 #include <openssl/sha.h>

@@ -2,7 +2,7 @@
 
 #include "drivers/driver.hpp"
 #include "drivers/qemu/disk.hpp"
-#include "drivers/subprocess.hpp"
+#include "config/subprocess.hpp"
 
 #include "test/config/lima_yaml_test_support.hpp"
 
@@ -13,6 +13,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+using namespace calima;
 using namespace calima::drivers;
 using namespace calima::drivers::qemu;
 using calima::test::scratch_dir;
@@ -23,7 +24,8 @@ namespace {
 constexpr int64_t MiB = 1 << 20;
 
 void qemu_img(std::vector<std::string> args) {
-  auto r = run({"qemu-img", std::move(args), {}});
+  args.insert(args.begin(), "qemu-img");
+  auto r = run_process(args);
   ASSERT_TRUE(r.ok()) << r.err << r.start_error;
 }
 

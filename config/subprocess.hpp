@@ -1,16 +1,14 @@
 #pragma once
 
-#include "drivers/process_spec.hpp"
-
 #include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
 
-/// Runs short helper programs (`qemu-img`) to completion, synchronously, and describes their
-/// failures as Go's os/exec does. Only for quick tools: long-lived processes (QEMU itself) are
-/// spawned by the VM process actor.
-namespace calima::drivers {
+/// Runs short helper programs (`qemu-img`, `ssh -V`) to completion, synchronously, and describes
+/// their failures as Go's os/exec does. Only for quick tools: long-lived processes (QEMU itself)
+/// are spawned by the VM process actor.
+namespace calima {
 
 /// What a finished child left behind.
 struct run_result {
@@ -27,9 +25,11 @@ struct run_result {
 /// The first executable `name` in $PATH (or `name` itself when it contains a slash).
 std::optional<std::string> find_executable(std::string_view name);
 
-/// Runs `spec` with stdin from /dev/null, capturing stdout and stderr. Never throws for a failing
+/// Runs `argv` (argv[0] looked up in $PATH) with stdin from /dev/null and `env_add` (`K=V`)
+/// added to the inherited environment, capturing stdout and stderr. Never throws for a failing
 /// child; see run_result.
-run_result run(const process_spec& spec);
+run_result run_process(const std::vector<std::string>& argv,
+                       const std::vector<std::string>& env_add = {});
 
 /// Go's `%v` of exec.Cmd.Args: `[qemu-img resize -f qcow2 /x 1024]`.
 std::string go_args(const std::vector<std::string>& argv);
@@ -37,4 +37,4 @@ std::string go_args(const std::vector<std::string>& argv);
 /// Go's *exec.ExitError text (`exit status 1`, `signal: killed`) or the start error.
 std::string exit_text(const run_result& r);
 
-} // namespace calima::drivers
+} // namespace calima

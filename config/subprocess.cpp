@@ -1,4 +1,6 @@
-#include "drivers/subprocess.hpp"
+#include "config/subprocess.hpp"
+
+#include "config/go_format.hpp"
 
 #include <cctype>
 #include <cerrno>
@@ -14,7 +16,7 @@
 
 extern char** environ;
 
-namespace calima::drivers {
+namespace calima {
 
 namespace {
 
@@ -104,21 +106,26 @@ std::optional<std::string> find_executable(std::string_view name) {
   return std::nullopt;
 }
 
-run_result run(const process_spec& spec) {
+run_result run_process(const std::vector<std::string>& argv_in,
+                       const std::vector<std::string>& env_add) {
   run_result r;
-  auto exe = find_executable(spec.program);
+  if (argv_in.empty()) {
+    r.start_error = "exec: no command";
+    return r;
+  }
+  auto exe = find_executable(argv_in[0]);
   if (!exe) {
-    r.start_error = fmt::format("exec: \"{}\": executable file not found in $PATH", spec.program);
+    r.start_error = fmt::format("exec: \"{}\": executable file not found in $PATH", argv_in[0]);
     return r;
   }
   int out_pipe[2];
   int err_pipe[2];
   if (::pipe2(out_pipe, O_CLOEXEC) != 0) {
-    r.start_error = fmt::format("pipe: {}", std::strerror(errno));
+    r.start_error = fmt::format("pipe: {}", go_errno_text(errno));
     return r;
   }
   if (::pipe2(err_pipe, O_CLOEXEC) != 0) {
-    r.start_error = fmt::format("pipe: {}", std::strerror(errno));
+    r.start_error = fmt::format("pipe: {}", go_errno_text(errno));
     ::close(out_pipe[0]);
     ::close(out_pipe[1]);
     return r;
@@ -128,8 +135,8 @@ run_result run(const process_spec& spec) {
   posix_spawn_file_actions_addopen(&actions, STDIN_FILENO, "/dev/null", O_RDONLY, 0);
   posix_spawn_file_actions_adddup2(&actions, out_pipe[1], STDOUT_FILENO);
   posix_spawn_file_actions_adddup2(&actions, err_pipe[1], STDERR_FILENO);
-  auto argv_strings = spec.argv();
-  auto env_strings = merged_env(spec.env);
+  auto argv_strings = argv_in;
+  auto env_strings = merged_env(env_add);
   auto argv = c_strings(argv_strings);
   auto envp = c_strings(env_strings);
   pid_t pid = 0;
@@ -140,7 +147,7 @@ run_result run(const process_spec& spec) {
   if (rc != 0) {
     ::close(out_pipe[0]);
     ::close(err_pipe[0]);
-    r.start_error = fmt::format("fork/exec {}: {}", *exe, std::strerror(rc));
+    r.start_error = fmt::format("fork/exec {}: {}", *exe, go_errno_text(rc));
     return r;
   }
   r.started = true;
@@ -175,4 +182,4 @@ std::string exit_text(const run_result& r) {
   return fmt::format("exit status {}", r.exit_code);
 }
 
-} // namespace calima::drivers
+} // namespace calima
