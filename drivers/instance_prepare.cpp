@@ -1,0 +1,98 @@
+#include "drivers/instance_prepare.hpp"
+
+#include "config/download_cache.hpp"
+#include "config/fs_util.hpp"
+#include "config/go_format.hpp"
+#include "config/identity.hpp"
+#include "config/names.hpp"
+#include "config/ssh_options.hpp"
+#include "config/store.hpp"
+#include "drivers/cidata/cidata.hpp"
+#include "drivers/driver.hpp"
+
+#include <arpa/inet.h>
+#include <cerrno>
+#include <ctime>
+#include <fmt/format.h>
+#include <netinet/in.h>
+#include <stdexcept>
+#include <sys/socket.h>
+#include <unistd.h>
+
+namespace calima::drivers {
+
+int pick_free_port() {
+  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0)
+    throw std::runtime_error(fmt::format("socket: {}", go_errno_text(errno)));
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  addr.sin_port = 0;
+  socklen_t len = sizeof addr;
+  if (::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 ||
+      ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) != 0) {
+    int err = errno;
+    ::close(fd);
+    throw std::runtime_error(fmt::format("listen tcp 127.0.0.1:0: {}", go_errno_text(err)));
+  }
+  ::close(fd);
+  return ntohs(addr.sin_port);
+}
+
+prepared_instance prepare_instance(const std::string& lima_home, const std::string& name,
+                                   bool debug) {
+  store::instance inst;
+  try {
+    inst = store::inspect(name);
+  } catch (const store::not_found&) {
+    throw std::runtime_error(fmt::format("instance {} does not exist", go_backquote(name)));
+  }
+  if (!inst.config)
+    throw std::runtime_error(fmt::format("instance {} has configuration errors: {}",
+                                         go_backquote(name), go_list(inst.errors)));
+  prepared_instance p;
+  p.name = name;
+  p.dir = inst.dir;
+  p.config = *inst.config;
+  const auto& cfg = p.config;
+  p.identity_file = ensure_identity(lima_home);
+  p.ssh_user = cfg.user ? cfg.user->name.value_or("") : "";
+  p.plain = cfg.plain.value_or(false);
+
+  auto driver = make_driver(cfg.vm_type.value_or("qemu"));
+  if (auto errors = driver->validate(cfg); !errors.empty()) {
+    std::string joined;
+    for (auto& e : errors)
+      joined += (joined.empty() ? "" : "\n") + e;
+    throw std::runtime_error(joined);
+  }
+  download::prepare_images(cfg, p.dir);
+  driver->prepare_disk(cfg, p.dir);
+
+  p.ssh_local_port = static_cast<int>(cfg.ssh ? cfg.ssh->local_port.value_or(0) : 0);
+  if (p.ssh_local_port == 0)
+    p.ssh_local_port = pick_free_port();
+
+  cidata::params cp;
+  cp.config = cfg;
+  cp.instance_name = name;
+  cp.instance_dir = p.dir;
+  cp.lima_home = lima_home;
+  cp.iid = cidata::make_iid(static_cast<int64_t>(std::time(nullptr)));
+  cp.debug = debug;
+  cp.host = cidata::host_env::detect();
+  cidata::write_cidata(cp);
+  p.iid = cp.iid;
+
+  auto opts = ssh_options(lima_home, p.dir, cfg, p.ssh_local_port);
+  fs::write_file_atomic(p.dir + "/ssh.config", ssh_config_file_text(name, opts), 0600);
+
+  driver->before_start(cfg, p.dir);
+  auto cmd = driver->command({&cfg, p.dir, p.ssh_local_port});
+  p.command = std::move(cmd.process);
+  p.warnings = std::move(cmd.warnings);
+  return p;
+}
+
+} // namespace calima::drivers
