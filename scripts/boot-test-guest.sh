@@ -11,7 +11,9 @@
 #   --bzimage     boot vmlinuz (bzImage through SeaBIOS) instead of the PVH vmlinux
 #   --restart     boot a second time on the same disk: /home content and the ssh host key must persist
 #   --keep        keep the run directory (serial log, key, ISO) and print its path
-# Env: CALIMA_TEST_GUEST_DIR (guest artefacts), BOOT_TIMEOUT (60), QEMU_MEM (512), QEMU_CPU (max).
+# Env: CALIMA_TEST_GUEST_DIR (guest artefacts), BOOT_TIMEOUT (60), QEMU_MEM (512), QEMU_CPU (max),
+#      QEMU_APPEND (kernel cmdline, default console=ttyS0), QEMU_EXTRA (more QEMU args, word-split),
+#      CIDATA_ATTACH (scsi = Lima's virtio-scsi CD | ide = -cdrom, AHCI on q35 | virtio = virtio-blk).
 # Needs: qemu-system-x86_64, xorriso, socat, ssh + ssh-keygen.
 set -euo pipefail
 
@@ -25,7 +27,7 @@ for a in "$@"; do
     --bzimage) KERNEL=vmlinuz ;;
     --restart) RESTART=1 ;;
     --keep) KEEP=1 ;;
-    -h|--help) sed -n '2,16p' "${BASH_SOURCE[0]}"; exit 0 ;;
+    -h|--help) awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "${BASH_SOURCE[0]}"; exit 0 ;;
     *) echo "usage: $0 [--no-boot-sh] [--bzimage] [--restart] [--keep]" >&2; exit 2 ;;
   esac
 done
@@ -208,18 +210,17 @@ free_port() {
 }
 SSH=(ssh -F /dev/null -i "$RUN/key" -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null
      -o NoHostAuthenticationForLocalhost=yes -o PreferredAuthentications=publickey -o Compression=no
-     -o BatchMode=yes -o IdentitiesOnly=yes -o LogLevel=ERROR -o ConnectTimeout=2 -o User=$USERNAME)
+     -o BatchMode=yes -o IdentitiesOnly=yes -o LogLevel=ERROR -o ConnectTimeout=2 -o "User=$USERNAME")
 qmp() { printf '{"execute":"qmp_capabilities"}\n{"execute":"%s"}\n' "$1" | socat -t 2 - "UNIX-CONNECT:$RUN/qmp.sock"; }
 
-boot() {   # $1 = label; sets PORT, QPID, T0
+boot() {   # $1 = label [$2 = retry count]; sets PORT, QPID, T0
   PORT=$(free_port) || fail "no free port"
   rm -f "$RUN"/{serial.log,qmp.sock,ga.sock,serialv.sock,qemu.pid}
+  # shellcheck disable=SC2054,SC2206  # commas are QEMU syntax; QEMU_EXTRA is word-split on purpose
   local args=(-m "${QEMU_MEM:-512}" -cpu "${QEMU_CPU:-max}" -machine q35,vmport=off -accel tcg -smp 1
     -global ICH9-LPC.disable_s3=1 -global ICH9-LPC.disable_s4=1
     -kernel "$GUEST/$KERNEL" -append "${QEMU_APPEND:-console=ttyS0} panic=-1" -initrd "$GUEST/initrd.img"
     -drive "file=$RUN/disk,if=none,format=raw,discard=on,id=boot-disk" -device virtio-blk-pci,drive=boot-disk,bootindex=1
-    -drive "id=cdrom0,if=none,format=raw,readonly=on,file=$RUN/cidata.iso"
-    -device virtio-scsi-pci,id=scsi0 -device scsi-cd,bus=scsi0.0,drive=cdrom0
     -netdev "user,id=net0,net=192.168.5.0/24,dhcpstart=192.168.5.15,hostfwd=tcp:127.0.0.1:$PORT-:22"
     -device virtio-net-pci,netdev=net0,mac=52:55:55:12:34:56 -device virtio-rng-pci
     -display none -vga none -parallel none -monitor none -no-reboot
@@ -229,7 +230,15 @@ boot() {   # $1 = label; sets PORT, QPID, T0
     -chardev "socket,id=qga0,path=$RUN/ga.sock,server=on,wait=off"
     -device virtio-serial -device virtserialport,chardev=qga0,name=io.lima-vm.guest_agent.0
     -qmp "unix:$RUN/qmp.sock,server=on,wait=off" -name lima-boot-test -pidfile "$RUN/qemu.pid"
-    ${QEMU_EXTRA:-})
+    ${QEMU_EXTRA:-})   # QEMU_EXTRA is word-split on purpose
+  # shellcheck disable=SC2054  # commas are QEMU syntax
+  case "${CIDATA_ATTACH:-scsi}" in   # Lima: virtio-scsi CD
+    scsi) args+=(-drive "id=cdrom0,if=none,format=raw,readonly=on,file=$RUN/cidata.iso"
+                 -device virtio-scsi-pci,id=scsi0 -device scsi-cd,bus=scsi0.0,drive=cdrom0) ;;
+    ide) args+=(-cdrom "$RUN/cidata.iso") ;;
+    virtio) args+=(-drive "file=$RUN/cidata.iso,if=virtio,format=raw,readonly=on") ;;
+    *) fail "CIDATA_ATTACH must be scsi, ide or virtio" ;;
+  esac
   printf "%q " qemu-system-x86_64 "${args[@]}" > "$RUN/cmdline"   # re-runnable with --keep
   T0=$(now)
   qemu-system-x86_64 "${args[@]}" > "$RUN/qemu.log" 2>&1 &
@@ -237,7 +246,13 @@ boot() {   # $1 = label; sets PORT, QPID, T0
   # wait for this boot's marker (it also proves sshd, the user, the key and boot.sh)
   local t_ssh=""
   while :; do
-    kill -0 "$QPID" 2> /dev/null || fail "$1: QEMU exited early"
+    if ! kill -0 "$QPID" 2> /dev/null; then
+      # another process took the port between free_port and QEMU's bind: try another one
+      if grep -q 'Could not set up host forwarding rule' "$RUN/qemu.log" && [ "${2:-0}" -lt 3 ]; then
+        QPID=""; boot "$1" $(( ${2:-0} + 1 )); return
+      fi
+      fail "$1: QEMU exited early"
+    fi
     grep -q 'Kernel panic' "$RUN/serial.log" 2> /dev/null && fail "$1: kernel panic"
     awk -v a="$T0" -v b="$(now)" -v t="$TIMEOUT" 'BEGIN { exit !(b - a > t) }' && fail "$1: no boot-done marker after ${TIMEOUT}s"
     # slirp accepts TCP before sshd listens: look for the SSH banner first (cheap, no 2 s ssh timeouts)
@@ -252,7 +267,7 @@ boot() {   # $1 = label; sets PORT, QPID, T0
 }
 
 poweroff() {   # QMP system_powerdown, wait for QEMU to exit (SIGKILL after 20 s)
-  local t=$(now)
+  local t; t=$(now)
   qmp system_powerdown > "$RUN/qmp.out" 2>&1 || fail "QMP system_powerdown failed: $(cat "$RUN/qmp.out")"
   for _ in $(seq 1 100); do kill -0 "$QPID" 2> /dev/null || break; sleep 0.2; done
   if kill -0 "$QPID" 2> /dev/null; then
@@ -290,7 +305,7 @@ EOF
 /bin/bash'
 out=$(printf '#!/bin/bash\necho "$PARAM_BOOT_TEST"\n' | "${SSH[@]}" -p "$PORT" 127.0.0.1 -- /bin/bash -c "$(printf '%q' "$req")") || true
 [ "$out" = 1 ] || fail "Lima-style requirement script failed (got '$out')"
-# scp (OpenSSH 9 scp uses SFTP -> sftp-server), local forward to guest port 22
+# scp (OpenSSH 9 scp uses SFTP -> sftp-server); the file must survive a restart (--restart)
 echo hello > "$RUN/hello"
 scp -q -F /dev/null -i "$RUN/key" -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR \
   -o BatchMode=yes -P "$PORT" "$RUN/hello" "$USERNAME@127.0.0.1:persist.txt" || fail "scp failed"

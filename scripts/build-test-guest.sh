@@ -26,7 +26,7 @@ FORCE=0
 case "${1:-}" in
   --force|-f) FORCE=1 ;;
   "") ;;
-  -h|--help) sed -n '2,20p' "${BASH_SOURCE[0]}"; exit 0 ;;
+  -h|--help) awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "${BASH_SOURCE[0]}"; exit 0 ;;
   *) echo "usage: $0 [--force]" >&2; exit 2 ;;
 esac
 
@@ -59,13 +59,19 @@ R=$WORK/root       # initramfs root
 mkdir -p "$DEBS" "$X" "$R"
 
 # ---------------------------------------------------------------- 1. packages
-if ! KPKG=$(apt-cache depends linux-image-amd64 2>/dev/null | awk '/Depends: linux-image-[0-9]/{print $2; exit}') || [ -z "$KPKG" ]; then
-  if [ "$(id -u)" = 0 ]; then
-    echo "build-test-guest: apt lists missing, running apt-get update"
+# the kernel package linux-image-amd64 points to (else the one cached before: works offline)
+kernel_pkg() { apt-cache depends linux-image-amd64 2>/dev/null | awk '!k && /Depends: linux-image-[0-9]/ { k = $2 } END { print k }'; }
+KPKG=$(kernel_pkg)
+if [ -z "$KPKG" ]; then
+  cached=$(ls -1 "$DEBS"/linux-image-[0-9]*_*.deb 2>/dev/null | sort -V | tail -n1)
+  if [ -n "$cached" ]; then
+    KPKG=$(basename "$cached"); KPKG=${KPKG%%_*}
+  elif [ "$(id -u)" = 0 ]; then
+    echo "build-test-guest: no apt lists, running apt-get update"
     apt-get update -qq
-    KPKG=$(apt-cache depends linux-image-amd64 | awk '/Depends: linux-image-[0-9]/{print $2; exit}')
+    KPKG=$(kernel_pkg)
   fi
-  [ -n "${KPKG:-}" ] || { echo "build-test-guest: cannot resolve linux-image-amd64 (run apt-get update)" >&2; exit 1; }
+  [ -n "$KPKG" ] || { echo "build-test-guest: cannot resolve linux-image-amd64 (run apt-get update)" >&2; exit 1; }
 fi
 PKGS=("$KPKG" busybox-static dropbear-bin libtomcrypt1 libtommath1 libgmp10 zlib1g libcrypt1 libc6
       openssh-sftp-server bash libtinfo6 sudo libpam0g libpam-modules libaudit1 libcap-ng0 libselinux1
@@ -76,7 +82,7 @@ for p in "${PKGS[@]}"; do
 done
 if [ ${#missing[@]} -gt 0 ]; then
   echo "build-test-guest: downloading ${missing[*]}"
-  # apt-get download runs as _apt when root: the target directory must be writable by it
+  # (as root, apt-get download falls back to downloading unsandboxed when _apt cannot write here)
   (cd "$DEBS" && apt-get download -q=2 "${missing[@]}" 2>&1 | grep -v 'Download is performed unsandboxed' || true)
   for p in "${missing[@]}"; do
     compgen -G "$DEBS/${p}_*.deb" > /dev/null || { echo "build-test-guest: download of $p failed" >&2; exit 1; }
