@@ -5,6 +5,7 @@
 #include "cli/commands.hpp"
 #include "cli/edit_flags.hpp"
 #include "cli/instance_ops.hpp"
+#include "cli/supervisor_ops.hpp"
 #include "config/embed.hpp"
 #include "config/fs_util.hpp"
 #include "config/go_format.hpp"
@@ -49,18 +50,10 @@ std::vector<std::string> param_keys(const std::string& text) {
   return keys;
 }
 
-void run_create(create_options& o, const std::vector<std::string>& args, bool tty_explicit) {
-  if (o.list_templates) {
-    for (auto& n : listed_template_names())
-      std::printf("%s\n", n.c_str());
-    return;
-  }
-  if (o.list_drivers) {
-    std::printf("qemu\n");
-    return;
-  }
-  check_args(args, 0, 1, "limactl create", "limactl create FILE.yaml|URL",
-             "Create an instance of Lima");
+/// Resolves the argument of create/start (§6.1 steps 1–9). Returns the instance name and whether
+/// it was created now; an existing instance is an error unless `existing_ok` (start).
+std::pair<std::string, bool> create_or_find(create_options& o, const std::vector<std::string>& args,
+                                            bool tty_explicit, bool existing_ok) {
   std::string arg = args.empty() ? "" : args[0];
   if (!o.name.empty())
     if (auto err = instance_name_error(o.name))
@@ -82,8 +75,12 @@ void run_create(create_options& o, const std::vector<std::string>& args, bool tt
         "instance name {} and CLI flag --name={} cannot be specified together", go_backquote(arg),
         go_backquote(o.name)));
     std::string name = !arg.empty() ? arg : !o.name.empty() ? o.name : "default";
-    if (instance_exists(name))
-      throw cli_error(fmt::format("instance {} already exists", go_backquote(name)));
+    if (instance_exists(name)) {
+      if (!existing_ok)
+        throw cli_error(fmt::format("instance {} already exists", go_backquote(name)));
+      log::info(fmt::format("Using the existing instance {}", go_backquote(name)));
+      return {name, false};
+    }
     src = read_template(name, "template:default");
     if (!arg.empty() && arg != "default") {
       log::info(fmt::format("Creating an instance {} from template:default (Not from template:{})",
@@ -121,7 +118,36 @@ void run_create(create_options& o, const std::vector<std::string>& args, bool tt
     log::info("Terminal is not available, proceeding without opening an editor");
 
   create_instance(src.name, src.bytes, tty);
-  log::info(fmt::format("Run `limactl start {}` to start the instance.", src.name));
+  return {src.name, true};
+}
+
+void run_create(create_options& o, const std::vector<std::string>& args, bool tty_explicit) {
+  if (o.list_templates) {
+    for (auto& n : listed_template_names())
+      std::printf("%s\n", n.c_str());
+    return;
+  }
+  if (o.list_drivers) {
+    std::printf("qemu\n");
+    return;
+  }
+  check_args(args, 0, 1, "limactl create", "limactl create FILE.yaml|URL",
+             "Create an instance of Lima");
+  auto [name, created] = create_or_find(o, args, tty_explicit, false);
+  log::info(fmt::format("Run `limactl start {}` to start the instance.", name));
+}
+
+void run_start(create_options& o, const std::vector<std::string>& args, bool tty_explicit,
+               int64_t timeout_ms) {
+  if (o.list_templates || o.list_drivers)
+    return run_create(o, args, tty_explicit);
+  check_args(args, 0, 1, "limactl start", "limactl start NAME|FILE.yaml|URL",
+             "Start an instance of Lima");
+  auto [name, created] = create_or_find(o, args, tty_explicit, true);
+  if (!created && o.flags.any())
+    log::warn("flags that edit lima.yaml are not applied to an existing instance by `limactl "
+              "start` yet; use `limactl edit` first");
+  start_instance(name, timeout_ms);
 }
 
 } // namespace
@@ -138,6 +164,21 @@ void register_create(CLI::App& root) {
   cmd->add_option("template", *args);
   auto* root_ptr = &root;
   set_action(cmd, [opts, args, root_ptr] { run_create(*opts, *args, tty_given(*root_ptr)); });
+
+  auto sopts = std::make_shared<create_options>();
+  auto sargs = std::make_shared<std::vector<std::string>>();
+  auto timeout = std::make_shared<std::string>("10m0s");
+  auto* start = root.add_subcommand("start", "Start an instance of Lima");
+  start->group("Basic Commands");
+  start->add_option("--name", sopts->name, "Override the instance name");
+  start->add_flag("--list-templates", sopts->list_templates, "List available templates and exit");
+  start->add_flag("--list-drivers", sopts->list_drivers, "List available drivers and exit");
+  start->add_option("--timeout", *timeout, "Duration to wait for the instance to be running before timing out");
+  sopts->flags.add_to(start, true);
+  start->add_option("template", *sargs);
+  set_action(start, [sopts, sargs, root_ptr, timeout] {
+    run_start(*sopts, *sargs, tty_given(*root_ptr), parse_go_duration_ms(*timeout));
+  });
 }
 
 } // namespace calima::cli

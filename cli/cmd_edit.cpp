@@ -4,6 +4,7 @@
 #include "cli/commands.hpp"
 #include "cli/edit_flags.hpp"
 #include "cli/instance_ops.hpp"
+#include "cli/supervisor_ops.hpp"
 #include "config/fs_util.hpp"
 #include "config/go_format.hpp"
 #include "config/lima_yaml_load.hpp"
@@ -192,7 +193,7 @@ void run_edit(edit_options& o, const std::vector<std::string>& args, CLI::App* c
   log::info(fmt::format("Instance {} configuration edited", go_backquote(name)));
   (void)cmd;
   if (o.start)
-    throw cli_error(supervisor_not_built(fmt::format("starting the instance {}", go_backquote(name))));
+    start_instance(name, 0);
 }
 
 // -- clone / rename ------------------------------------------------------------------
@@ -326,8 +327,7 @@ void run_clone(edit_options& o, const std::vector<std::string>& args, bool renam
       write_edited(new_name, path, edited, text);
   }
   if (o.start)
-    throw cli_error(
-      supervisor_not_built(fmt::format("starting the instance {}", go_backquote(new_name))));
+    start_instance(new_name, 0);
 }
 
 } // namespace

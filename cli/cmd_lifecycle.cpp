@@ -1,9 +1,10 @@
-/// `limactl start`, `stop`, `restart`, `shell` (spec §6.1–§6.5): every check that needs no VM,
-/// then a clear error where the supervisor (not built yet) would take over.
+/// `limactl stop`, `restart`, `shell` (spec §6.2–§6.5); `start` lives with `create`
+/// (cmd_create.cpp). Running instances are the calima supervisor's: these commands ask it.
 
 #include "cli/cli_common.hpp"
 #include "cli/commands.hpp"
 #include "cli/instance_ops.hpp"
+#include "cli/supervisor_ops.hpp"
 #include "config/go_format.hpp"
 #include "config/log.hpp"
 #include "config/names.hpp"
@@ -16,42 +17,13 @@ namespace calima::cli {
 
 namespace {
 
-std::string shell_hint(const std::string& name) {
-  return name == "default" ? "Run `lima` to open the shell."
-                           : fmt::format("Run `limactl shell {}` to open the shell.", name);
-}
-
-void run_start(const std::vector<std::string>& args, const std::string& name_flag) {
-  check_args(args, 0, 1, "limactl start",
-             "limactl start NAME|FILE.yaml|URL", "Start an instance of Lima");
-  std::string arg = args.empty() ? "" : args[0];
-  bool is_name = arg.empty() || !instance_name_error(arg);
-  if (!is_name)
-    throw cli_error(supervisor_not_built("creating and starting an instance with `limactl start`") +
-                    "; create it with `limactl create` first");
-  std::string name = !arg.empty() ? arg : !name_flag.empty() ? name_flag : "default";
-  if (!arg.empty() && !name_flag.empty() && arg != name_flag)
-    throw cli_error(fmt::format("instance name {} and CLI flag --name={} cannot be specified together",
-                                go_backquote(arg), go_backquote(name_flag)));
-  store::instance inst;
-  try {
-    inst = store::inspect(name);
-  } catch (const store::not_found&) {
-    throw cli_error(supervisor_not_built("creating and starting an instance with `limactl start`") +
-                    fmt::format("; create it with `limactl create --name={}` first", name));
-  }
-  if (!inst.errors.empty())
-    throw cli_error(fmt::format("errors inspecting instance: {}", go_list(inst.errors)));
-  if (inst.state == store::status::running) {
-    log::info(fmt::format("The instance {} is already running. {}", go_backquote(name),
-                          shell_hint(name)));
-    return;
-  }
-  if (inst.state != store::status::stopped)
-    log::warn(fmt::format("expected status `Stopped`, got {}",
-                          go_backquote(store::to_string(inst.state))));
-  log::info(fmt::format("Using the existing instance {}", go_backquote(name)));
-  throw cli_error(supervisor_not_built(fmt::format("starting the instance {}", go_backquote(name))));
+/// Inspection from disk with the supervisor's view on top (it owns running instances).
+store::instance inspect_live(const std::string& name) {
+  auto inst = store::inspect(name);
+  if (auto live = supervisor_statuses({name}, true))
+    if (auto it = live->find(name); it != live->end())
+      apply_supervised(inst, it->second);
+  return inst;
 }
 
 void run_stop(std::vector<std::string> names, bool force) {
@@ -62,7 +34,7 @@ void run_stop(std::vector<std::string> names, bool force) {
   for (auto& name : names) {
     store::instance inst;
     try {
-      inst = store::inspect(name);
+      inst = inspect_live(name);
     } catch (const std::exception& e) {
       errors.push_back(e.what());
       continue;
@@ -76,9 +48,11 @@ void run_stop(std::vector<std::string> names, bool force) {
                                    go_backquote(store::to_string(inst.state))));
       continue;
     }
-    errors.push_back(supervisor_not_built(fmt::format("stopping the instance {} gracefully",
-                                                      go_backquote(name))) +
-                     " (maybe use `limactl stop -f`?)");
+    try {
+      stop_instance(name);
+    } catch (const cli_error& e) {
+      errors.push_back(e.what());
+    }
   }
   if (!errors.empty())
     throw cli_error(join(errors, "\n"));
@@ -89,7 +63,7 @@ void run_restart(const std::vector<std::string>& args, bool force) {
   std::string name = args.empty() ? "default" : args[0];
   store::instance inst;
   try {
-    inst = store::inspect(name);
+    inst = inspect_live(name);
   } catch (const std::exception& e) {
     throw cli_error(e.what());
   }
@@ -98,12 +72,15 @@ void run_restart(const std::vector<std::string>& args, bool force) {
     force_stop(inst);
   } else if (inst.state != store::status::running) {
     log::warn("The instance is not running, continuing with the restart");
+  } else {
+    stop_instance(name);
   }
-  throw cli_error(supervisor_not_built(fmt::format("starting the instance {}", go_backquote(name))));
+  start_instance(name, 0);
 }
 
 void run_shell(std::vector<std::string> args, bool start, bool start_given,
-               const std::string& instance_flag) {
+               const std::string& instance_flag, const std::string& workdir,
+               const std::string& shell) {
   std::string name = instance_flag;
   std::vector<std::string> command = args;
   if (name.empty()) {
@@ -122,7 +99,7 @@ void run_shell(std::vector<std::string> args, bool start, bool start_given,
   }
   store::instance inst;
   try {
-    inst = store::inspect(name);
+    inst = inspect_live(name);
   } catch (const store::not_found&) {
     throw cli_error(fmt::format("instance {} does not exist, run `limactl create {}` to create a new "
                                 "instance",
@@ -136,28 +113,20 @@ void run_shell(std::vector<std::string> args, bool start, bool start_given,
     throw cli_error(fmt::format("instance {} has no configuration", go_backquote(name)));
   }
   if (inst.state == store::status::stopped) {
-    if (start)
-      throw cli_error(supervisor_not_built(fmt::format("starting the instance {}", go_backquote(name))));
-    if (!start_given && globals().tty && stdin_is_tty())
-      throw cli_error(supervisor_not_built(fmt::format("starting the instance {}", go_backquote(name))));
-    throw cli_error(fmt::format("instance {} is stopped, run `limactl start {}` to start the instance",
-                                go_backquote(name), name));
+    if (!start)
+      throw cli_error(fmt::format("instance {} is stopped, run `limactl start {}` to start the "
+                                  "instance",
+                                  go_backquote(name), name));
+    (void)start_given;
+    start_instance(name, 0);
+    inst = inspect_live(name);
   }
-  throw cli_error(supervisor_not_built(fmt::format("a shell into the instance {}", go_backquote(name))));
+  exec_ssh_shell(inst, command, workdir, shell);
 }
 
 } // namespace
 
 void register_lifecycle(CLI::App& root) {
-  {
-    auto args = std::make_shared<std::vector<std::string>>();
-    auto name = std::make_shared<std::string>();
-    auto* cmd = root.add_subcommand("start", "Start an instance of Lima");
-    cmd->group("Basic Commands");
-    cmd->add_option("--name", *name, "Override the instance name");
-    cmd->add_option("args", *args);
-    set_action(cmd, [args, name] { run_start(*args, *name); });
-  }
   {
     auto args = std::make_shared<std::vector<std::string>>();
     auto force = std::make_shared<bool>(false);
@@ -195,8 +164,8 @@ void register_lifecycle(CLI::App& root) {
     cmd->add_option("--sync", *sync, "Copy a host directory to the guest and vice-versa upon exit");
     cmd->add_flag("--reconnect", *reconnect, "Reconnect to the SSH session");
     cmd->add_flag("--preserve-env", *preserve, "Propagate environment variables to the shell");
-    set_action(cmd, [args, start, start_opt, instance] {
-      run_shell(*args, *start, start_opt->count() > 0, *instance);
+    set_action(cmd, [args, start, start_opt, instance, workdir, shell] {
+      run_shell(*args, *start, start_opt->count() > 0, *instance, *workdir, *shell);
     });
   }
 }

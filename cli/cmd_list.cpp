@@ -3,6 +3,7 @@
 #include "cli/cli_common.hpp"
 #include "cli/commands.hpp"
 #include "cli/output.hpp"
+#include "cli/supervisor_ops.hpp"
 #include "cli/list_table.hpp"
 #include "config/fs_util.hpp"
 #include "config/go_format.hpp"
@@ -77,6 +78,12 @@ std::vector<store::instance> inspect_all(const std::vector<std::string>& names, 
       throw cli_error(fmt::format("unable to load instance {}: {}", n, e.what()));
     }
   }
+  // Running instances belong to the supervisor: its view replaces the pid-file guess (one round
+  // trip; a supervisor is started only when a VM outlived the previous one).
+  if (auto live = supervisor_statuses(names, true))
+    for (auto& i : out)
+      if (auto it = live->find(i.name); it != live->end())
+        apply_supervised(i, it->second);
   for (auto& i : out)
     if (!i.errors.empty())
       log::warn(fmt::format("instance {} has errors", go_backquote(i.name)),

@@ -16,6 +16,7 @@ void register_template(CLI::App& root);  // template copy|validate|yq, validate
 void register_info(CLI::App& root);
 void register_edit(CLI::App& root);      // edit, clone, rename
 void register_yq(CLI::App& root);
+void register_supervisor(CLI::App& root); // supervisor [stop], debug fault
 void register_disk(CLI::App& root);          // disk create|list|delete|unlock|resize|import
 void register_prune(CLI::App& root);
 void register_factory_reset(CLI::App& root);

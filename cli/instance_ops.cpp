@@ -136,10 +136,5 @@ void create_instance(const std::string& name, const std::string& yaml_text, bool
   }
 }
 
-std::string supervisor_not_built(const std::string& what) {
-  return fmt::format("{} needs the calima supervisor, which is not built yet: calima cannot run "
-                     "virtual machines in this version",
-                     what);
-}
 
 } // namespace calima::cli

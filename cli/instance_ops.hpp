@@ -26,7 +26,5 @@ std::string check_instance_yaml(const std::string& name, const std::string& yaml
 /// Writes `./lima.REJECTED.yaml` and returns Lima's error text for `err`.
 std::string save_rejected_yaml(const std::string& yaml_text, const std::string& err);
 
-/// Message of every command that needs the supervisor, which is not built yet.
-std::string supervisor_not_built(const std::string& what);
 
 } // namespace calima::cli

@@ -170,6 +170,7 @@ int main(int argc, char** argv) {
   register_info(root);
   register_edit(root);
   register_yq(root);
+  register_supervisor(root);
   register_disk(root);
   register_prune(root);
   register_factory_reset(root);

@@ -12,6 +12,8 @@ packages=(
   libisofs-dev libjq-dev
   # runtime tools
   qemu-utils openssh-client
+  # the SSH master's tests run a real sshd (test/actors/sshd_fixture.hpp)
+  openssh-server
   # the VM itself: QEMU for x86_64 guests and its UEFI firmware (drivers/qemu)
   qemu-system-x86 ovmf
   # test tools (cidata ISO read-back)

@@ -261,9 +261,12 @@ TEST(limactl_cli, lifecycle_errors_without_a_vm) {
   r = lc.run({"stop", "nosuch"});
   EXPECT_EQ(r.status, 1);
   EXPECT_TRUE(contains(r.err, "nosuch/lima.yaml: no such file or directory")) << r.err;
-  r = lc.run({"start", "foo"});
+  r = lc.run({"stop", "-f", "foo"});
+  EXPECT_EQ(r.status, 0) << r.err;
+  EXPECT_TRUE(contains(r.err, "The qemu driver process seems already stopped")) << r.err;
+  r = lc.run({"debug", "fault", "foo", "ssh", "crash"});
   EXPECT_EQ(r.status, 1);
-  EXPECT_TRUE(contains(r.err, "not built yet")) << r.err;
+  EXPECT_TRUE(contains(r.err, "the calima supervisor is not running")) << r.err;
 }
 
 TEST(limactl_cli, global_flags_and_errors) {

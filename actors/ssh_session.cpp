@@ -1,0 +1,946 @@
+#include "actors/ssh_session.hpp"
+
+#include <utility> // before Asio: Boost 1.74 + g++ 12 (caf-stack.md §8.11)
+
+#include <boost/asio/connect.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/steady_timer.hpp>
+
+#include <libssh2.h>
+
+#include <sys/socket.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <deque>
+#include <fstream>
+#include <iterator>
+#include <list>
+#include <mutex>
+#include <sstream>
+#include <vector>
+
+namespace calima::actors {
+
+namespace {
+
+namespace asio = boost::asio;
+using tcp = asio::ip::tcp;
+using boost::system::error_code;
+
+/// ed25519 first: OpenSSH prefers it and records it in known_hosts (caf-stack §0 finding 7).
+constexpr const char* hostkey_pref
+  = "ssh-ed25519,ecdsa-sha2-nistp256,ecdsa-sha2-nistp384,ecdsa-sha2-nistp521";
+
+/// Named in the liveness request; servers refuse it (not in AcceptEnv) or accept it, and either
+/// answer proves they are alive.
+constexpr const char keepalive_var[] = "CALIMA_KEEPALIVE";
+
+void init_libssh2() {
+  static std::once_flag once;
+  std::call_once(once, [] { libssh2_init(0); });
+}
+
+std::string last_error(LIBSSH2_SESSION* s) {
+  char* msg = nullptr;
+  int len = 0;
+  int code = libssh2_session_last_error(s, &msg, &len, 0);
+  std::string text = msg != nullptr && len > 0 ? std::string(msg, static_cast<size_t>(len))
+                                               : std::string("unknown error");
+  return text + " [" + std::to_string(code) + "]";
+}
+
+/// Errors after which the transport is unusable: the session is lost.
+bool is_session_fatal(int rc) {
+  switch (rc) {
+    case LIBSSH2_ERROR_SOCKET_NONE:
+    case LIBSSH2_ERROR_BANNER_RECV:
+    case LIBSSH2_ERROR_BANNER_SEND:
+    case LIBSSH2_ERROR_INVALID_MAC:
+    case LIBSSH2_ERROR_KEX_FAILURE:
+    case LIBSSH2_ERROR_SOCKET_SEND:
+    case LIBSSH2_ERROR_KEY_EXCHANGE_FAILURE:
+    case LIBSSH2_ERROR_TIMEOUT:
+    case LIBSSH2_ERROR_DECRYPT:
+    case LIBSSH2_ERROR_SOCKET_DISCONNECT:
+    case LIBSSH2_ERROR_PROTO:
+    case LIBSSH2_ERROR_SOCKET_TIMEOUT:
+    case LIBSSH2_ERROR_SOCKET_RECV:
+    case LIBSSH2_ERROR_ENCRYPT:
+    case LIBSSH2_ERROR_BAD_SOCKET: return true;
+    default: return false;
+  }
+}
+
+/// EAGAIN, or "another packet is half sent" (libssh2 refuses a new packet until the pending one
+/// is out; its owner re-runs in the same kick): try again later.
+bool is_retry(int rc) {
+  return rc == LIBSSH2_ERROR_EAGAIN || rc == LIBSSH2_ERROR_BAD_USE;
+}
+
+/// Socket errors during the handshake mean "try again": the server was not there (yet).
+bool is_transient_handshake(int rc) {
+  switch (rc) {
+    case LIBSSH2_ERROR_SOCKET_NONE:
+    case LIBSSH2_ERROR_BANNER_RECV:
+    case LIBSSH2_ERROR_BANNER_SEND:
+    case LIBSSH2_ERROR_SOCKET_SEND:
+    case LIBSSH2_ERROR_SOCKET_DISCONNECT:
+    case LIBSSH2_ERROR_SOCKET_TIMEOUT:
+    case LIBSSH2_ERROR_SOCKET_RECV:
+    case LIBSSH2_ERROR_TIMEOUT: return true;
+    default: return false;
+  }
+}
+
+int signal_number(const std::string& name) {
+  static const std::pair<const char*, int> table[] = {
+    {"HUP", 1},   {"INT", 2},   {"QUIT", 3},  {"ILL", 4},   {"TRAP", 5},  {"ABRT", 6},
+    {"BUS", 7},   {"FPE", 8},   {"KILL", 9},  {"USR1", 10}, {"SEGV", 11}, {"USR2", 12},
+    {"PIPE", 13}, {"ALRM", 14}, {"TERM", 15},
+  };
+  for (auto& [n, v] : table)
+    if (name == n)
+      return v;
+  return 0;
+}
+
+// -- base64 (fingerprints, key files) ---------------------------------------------------------
+
+constexpr const char b64_alphabet[]
+  = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+std::string base64_unpadded(const unsigned char* p, size_t n) {
+  std::string out;
+  uint32_t acc = 0;
+  int bits = 0;
+  for (size_t i = 0; i < n; ++i) {
+    acc = (acc << 8) | p[i];
+    bits += 8;
+    while (bits >= 6) {
+      bits -= 6;
+      out += b64_alphabet[(acc >> bits) & 0x3f];
+    }
+  }
+  if (bits > 0)
+    out += b64_alphabet[(acc << (6 - bits)) & 0x3f];
+  return out;
+}
+
+std::string base64_decode(const std::string& in) {
+  std::string out;
+  uint32_t acc = 0;
+  int bits = 0;
+  for (char c : in) {
+    auto pos = std::strchr(b64_alphabet, c);
+    if (c == '\0' || pos == nullptr)
+      continue; // whitespace, '=' padding
+    acc = (acc << 6) | static_cast<uint32_t>(pos - b64_alphabet);
+    bits += 6;
+    if (bits >= 8) {
+      bits -= 8;
+      out += static_cast<char>((acc >> bits) & 0xff);
+    }
+  }
+  return out;
+}
+
+/// Reads an SSH wire-format string at `pos`; false when the data ends early.
+bool read_ssh_string(const std::string& data, size_t& pos, std::string& out) {
+  if (pos + 4 > data.size())
+    return false;
+  uint32_t len = 0;
+  for (int i = 0; i < 4; ++i)
+    len = (len << 8) | static_cast<unsigned char>(data[pos + static_cast<size_t>(i)]);
+  pos += 4;
+  if (len > data.size() - pos)
+    return false;
+  out = data.substr(pos, len);
+  pos += len;
+  return true;
+}
+
+const char* hostkey_type_name(int type) {
+  switch (type) {
+    case LIBSSH2_HOSTKEY_TYPE_RSA: return "ssh-rsa";
+    case LIBSSH2_HOSTKEY_TYPE_DSS: return "ssh-dss";
+    case LIBSSH2_HOSTKEY_TYPE_ECDSA_256: return "ecdsa-sha2-nistp256";
+    case LIBSSH2_HOSTKEY_TYPE_ECDSA_384: return "ecdsa-sha2-nistp384";
+    case LIBSSH2_HOSTKEY_TYPE_ECDSA_521: return "ecdsa-sha2-nistp521";
+    case LIBSSH2_HOSTKEY_TYPE_ED25519: return "ssh-ed25519";
+    default: return "unknown";
+  }
+}
+
+std::string seconds_text(std::chrono::milliseconds d) {
+  std::ostringstream out;
+  out << static_cast<double>(d.count()) / 1000.0 << "s";
+  return out.str();
+}
+
+enum class step { done, progress, blocked, fatal };
+
+/// One command on its own channel. States run in order; `cancelled` or a failure jumps to
+/// closing.
+struct exec_job {
+  enum class state { open, exec, io, close, wait_closed, free };
+
+  uint64_t id = 0;
+  std::string command;
+  std::string input;
+  size_t written = 0;
+  bool eof_sent = false;
+  ssh_session::exec_handler done;
+  LIBSSH2_CHANNEL* ch = nullptr;
+  state st = state::open;
+  bool cancelled = false;
+  /// Why the command failed (reported once the channel is freed); empty while all is well.
+  std::string failure;
+  ssh_exec_outcome result;
+  bool out_truncated = false;
+  bool err_truncated = false;
+};
+
+} // namespace
+
+// -- the session ------------------------------------------------------------------------------
+
+struct ssh_session::impl : std::enable_shared_from_this<impl> {
+  enum class phase { created, tcp, handshake, auth, control, up, closed };
+
+  impl(asio::io_context& ctx, ssh_session_options o)
+    : opts(std::move(o)), resolver(ctx), sock(ctx), connect_timer(ctx), keepalive_timer(ctx) {
+    // nop
+  }
+
+  ~impl() {
+    teardown();
+  }
+
+  ssh_session_options opts;
+  tcp::resolver resolver;
+  tcp::socket sock;
+  asio::steady_timer connect_timer;
+  asio::steady_timer keepalive_timer;
+  LIBSSH2_SESSION* s = nullptr;
+  phase ph = phase::created;
+  ssh_host_key key;
+  connect_handler on_connected;
+  lost_handler on_lost;
+
+  std::list<std::shared_ptr<exec_job>> running;
+  std::deque<std::shared_ptr<exec_job>> waiting;
+
+  /// The control channel (liveness requests, and reading the socket while idle); null when the
+  /// server refused it: then only socket errors are detected.
+  LIBSSH2_CHANNEL* control = nullptr;
+  /// A liveness request is out and not answered yet.
+  bool probe_out = false;
+  /// Keepalive ticks that found the previous request unanswered.
+  int missed = 0;
+
+  bool in_kick = false;
+  bool again = false;
+  bool rd_wait = false;
+  bool wr_wait = false;
+  /// Idle without a control channel and unread data waits: don't re-arm the read wait (it would
+  /// fire at once, forever) until a command runs and lets libssh2 read.
+  bool idle_unread = false;
+  /// Set by a step that hit a session-fatal error.
+  std::string fatal;
+
+  std::string where() const {
+    return opts.host + ":" + std::to_string(opts.port);
+  }
+
+  // -- connecting -----------------------------------------------------------------------------
+
+  void connect(connect_handler done) {
+    on_connected = std::move(done);
+    ph = phase::tcp;
+    {
+      std::ifstream key_file(opts.identity_file);
+      if (!key_file) {
+        fail_connect({"cannot read the SSH identity " + opts.identity_file + ": "
+                        + std::strerror(errno),
+                      false});
+        return;
+      }
+    }
+    connect_timer.expires_after(opts.connect_timeout);
+    connect_timer.async_wait([self = shared_from_this()](error_code ec) {
+      if (ec || self->ph == phase::closed || self->ph == phase::up)
+        return;
+      self->fail_connect({"timed out after " + seconds_text(self->opts.connect_timeout)
+                            + " connecting to " + self->where() + " (" + self->phase_name() + ")",
+                          true});
+    });
+    resolver.async_resolve(
+      opts.host, std::to_string(opts.port),
+      [self = shared_from_this()](error_code ec, tcp::resolver::results_type results) {
+        if (self->ph != phase::tcp)
+          return;
+        if (ec) {
+          self->fail_connect({"resolve " + self->opts.host + ": " + ec.message(), true});
+          return;
+        }
+        asio::async_connect(self->sock, results, [self](error_code ec2, const tcp::endpoint&) {
+          if (self->ph != phase::tcp)
+            return;
+          if (ec2) {
+            self->fail_connect({"connect " + self->where() + ": " + ec2.message(), true});
+            return;
+          }
+          self->start_handshake();
+        });
+      });
+  }
+
+  const char* phase_name() const {
+    switch (ph) {
+      case phase::created:
+      case phase::tcp: return "TCP connect";
+      case phase::handshake: return "SSH handshake";
+      case phase::auth: return "authentication";
+      case phase::control: return "opening the control channel";
+      case phase::up: return "up";
+      case phase::closed: return "closed";
+    }
+    return "?";
+  }
+
+  void start_handshake() {
+    error_code ignored;
+    sock.set_option(tcp::no_delay(true), ignored); // commands are small: no Nagle delay
+    init_libssh2();
+    s = libssh2_session_init_ex(nullptr, nullptr, nullptr, this);
+    if (s == nullptr) {
+      fail_connect({"libssh2_session_init failed", false});
+      return;
+    }
+    libssh2_session_set_blocking(s, 0);
+    libssh2_session_method_pref(s, LIBSSH2_METHOD_HOSTKEY, hostkey_pref);
+    ph = phase::handshake;
+    kick();
+  }
+
+  /// True when the peer has closed or reset the connection (a booting guest's port forward does
+  /// that): turns a handshake failure into a transient one.
+  bool peer_gone() {
+    char c;
+    auto n = ::recv(sock.native_handle(), &c, 1, MSG_PEEK | MSG_DONTWAIT);
+    return n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK);
+  }
+
+  void record_host_key() {
+    size_t len = 0;
+    int type = LIBSSH2_HOSTKEY_TYPE_UNKNOWN;
+    libssh2_session_hostkey(s, &len, &type);
+    key.type = hostkey_type_name(type);
+    auto hash = libssh2_hostkey_hash(s, LIBSSH2_HOSTKEY_HASH_SHA256);
+    if (hash != nullptr)
+      key.fingerprint
+        = "SHA256:" + base64_unpadded(reinterpret_cast<const unsigned char*>(hash), 32);
+  }
+
+  std::string auth_failure_text() {
+    auto text = "authentication as " + opts.user + " with " + opts.identity_file
+                + " failed: " + last_error(s);
+    if (private_key_type(opts.identity_file) == "ssh-rsa")
+      text += " (an RSA key: libssh2 1.10 signs RSA keys with SHA-1 (ssh-rsa) only, which "
+              "OpenSSH 8.8 and later reject; use an ed25519 or ECDSA key)";
+    return text;
+  }
+
+  /// Handshake, authentication, control channel.
+  step step_connect() {
+    if (ph == phase::handshake) {
+      int rc = libssh2_session_handshake(s, sock.native_handle());
+      if (rc == LIBSSH2_ERROR_EAGAIN)
+        return step::blocked;
+      if (rc < 0) {
+        bool transient = is_transient_handshake(rc) || peer_gone();
+        fail_connect({"SSH handshake with " + where() + " failed: " + last_error(s), transient});
+        return step::fatal;
+      }
+      record_host_key();
+      ph = phase::auth;
+    }
+    if (ph == phase::auth) {
+      int rc = libssh2_userauth_publickey_fromfile_ex(
+        s, opts.user.c_str(), static_cast<unsigned>(opts.user.size()), nullptr,
+        opts.identity_file.c_str(), nullptr);
+      if (rc == LIBSSH2_ERROR_EAGAIN)
+        return step::blocked;
+      if (rc < 0) {
+        if (is_session_fatal(rc))
+          fail_connect({"connection to " + where() + " lost during authentication: "
+                          + last_error(s),
+                        true});
+        else
+          fail_connect({auth_failure_text(), false});
+        return step::fatal;
+      }
+      ph = phase::control;
+    }
+    if (ph == phase::control) {
+      control = libssh2_channel_open_session(s);
+      if (control == nullptr) {
+        int rc = libssh2_session_last_errno(s);
+        if (is_retry(rc))
+          return step::blocked;
+        if (is_session_fatal(rc)) {
+          fail_connect({"connection to " + where() + " lost after authentication: "
+                          + last_error(s),
+                        true});
+          return step::fatal;
+        }
+        // Refused (MaxSessions 1?): run without liveness requests; socket errors still count.
+      }
+      go_up();
+    }
+    return step::done;
+  }
+
+  void go_up() {
+    ph = phase::up;
+    connect_timer.cancel();
+    if (opts.keepalive_interval.count() > 0) {
+      auto secs = std::max<long>(2, static_cast<long>((opts.keepalive_interval.count() + 999) / 1000));
+      libssh2_keepalive_config(s, 0, static_cast<unsigned>(secs));
+      arm_keepalive();
+    }
+    auto done = std::move(on_connected);
+    on_connected = nullptr;
+    if (done)
+      done(nullptr);
+  }
+
+  void fail_connect(ssh_connect_error err) {
+    if (ph == phase::closed)
+      return;
+    teardown();
+    auto done = std::move(on_connected);
+    on_connected = nullptr;
+    if (done)
+      done(&err);
+  }
+
+  // -- keepalive ------------------------------------------------------------------------------
+
+  void arm_keepalive() {
+    keepalive_timer.expires_after(opts.keepalive_interval);
+    keepalive_timer.async_wait([self = shared_from_this()](error_code ec) {
+      if (ec || self->ph != phase::up)
+        return;
+      self->on_keepalive();
+    });
+  }
+
+  void on_keepalive() {
+    // A keepalive that can't be sent whole would stay half-sent with nobody to finish it
+    // (libssh2 drops its EAGAIN): only send when nothing is blocked outbound.
+    if ((libssh2_session_block_directions(s) & LIBSSH2_SESSION_BLOCK_OUTBOUND) == 0) {
+      int next = 0;
+      int rc = libssh2_keepalive_send(s, &next);
+      if (rc < 0 && rc != LIBSSH2_ERROR_EAGAIN) {
+        lose("keepalive: " + last_error(s));
+        return;
+      }
+    }
+    if (control != nullptr) {
+      if (probe_out) {
+        if (++missed >= opts.keepalive_count_max) {
+          lose("no answer from " + where() + " for "
+               + seconds_text(opts.keepalive_interval * opts.keepalive_count_max)
+               + " (keepalive)");
+          return;
+        }
+      } else {
+        probe_out = true;
+      }
+    }
+    arm_keepalive();
+    kick();
+  }
+
+  /// The liveness request on the control channel.
+  step step_probe() {
+    if (!probe_out || control == nullptr)
+      return step::blocked;
+    int rc = libssh2_channel_setenv_ex(control, keepalive_var, sizeof(keepalive_var) - 1, "1", 1);
+    if (is_retry(rc))
+      return step::blocked;
+    if (rc < 0 && is_session_fatal(rc)) {
+      fatal = "keepalive: " + last_error(s);
+      return step::fatal;
+    }
+    // 0 (accepted) or REQUEST_DENIED / CHANNEL_FAILURE: the server answered.
+    probe_out = false;
+    missed = 0;
+    return step::progress;
+  }
+
+  /// Lets libssh2 read the socket while no command does (replies, window adjusts, EOF).
+  step step_pump() {
+    if (control == nullptr)
+      return step::blocked;
+    char buf[1024];
+    auto n = libssh2_channel_read_ex(control, 0, buf, sizeof(buf));
+    if (n > 0)
+      return step::progress;
+    if (n < 0 && !is_retry(static_cast<int>(n)) && is_session_fatal(static_cast<int>(n))) {
+      fatal = "connection to " + where() + ": " + last_error(s);
+      return step::fatal;
+    }
+    return step::blocked;
+  }
+
+  // -- commands -------------------------------------------------------------------------------
+
+  void exec(uint64_t id, std::string command, std::string input, exec_handler done) {
+    if (ph != phase::up) {
+      ssh_exec_outcome o;
+      o.error = ph == phase::closed ? "the SSH session is closed" : "the SSH session is not up";
+      done(std::move(o));
+      return;
+    }
+    auto job = std::make_shared<exec_job>();
+    job->id = id;
+    job->command = std::move(command);
+    job->input = std::move(input);
+    job->done = std::move(done);
+    waiting.push_back(std::move(job));
+    kick();
+  }
+
+  void cancel(uint64_t id) {
+    auto w = std::find_if(waiting.begin(), waiting.end(), [&](auto& j) { return j->id == id; });
+    if (w != waiting.end()) {
+      auto job = *w;
+      waiting.erase(w);
+      job->result.error = "cancelled";
+      job->done(std::move(job->result));
+      return;
+    }
+    for (auto& j : running)
+      if (j->id == id)
+        j->cancelled = true;
+    kick();
+  }
+
+  void append_output(exec_job& j, int stream, const char* p, size_t n) {
+    auto& out = stream == 0 ? j.result.out : j.result.err;
+    auto& truncated = stream == 0 ? j.out_truncated : j.err_truncated;
+    if (out.size() + n > opts.max_output) {
+      out.append(p, opts.max_output - std::min(opts.max_output, out.size()));
+      truncated = true;
+      return;
+    }
+    out.append(p, n);
+  }
+
+  /// One pass over one command; see exec_job::state.
+  step run_job(exec_job& j) {
+    using st = exec_job::state;
+    bool progress = false;
+    if (j.cancelled && j.failure.empty())
+      j.failure = "cancelled";
+    if (!j.failure.empty() && j.st < st::close)
+      j.st = j.ch != nullptr ? st::close : st::free;
+    if (j.st == st::open) {
+      j.ch = libssh2_channel_open_session(s);
+      if (j.ch == nullptr) {
+        int rc = libssh2_session_last_errno(s);
+        if (is_retry(rc))
+          return step::blocked;
+        if (is_session_fatal(rc))
+          return fail_session(last_error(s));
+        j.failure = "opening a channel failed: " + last_error(s);
+        j.st = st::free;
+      } else {
+        j.st = st::exec;
+        progress = true;
+      }
+    }
+    if (j.st == st::exec) {
+      int rc = libssh2_channel_exec(j.ch, j.command.c_str());
+      if (is_retry(rc))
+        return progress ? step::progress : step::blocked;
+      if (rc < 0) {
+        if (is_session_fatal(rc))
+          return fail_session(last_error(s));
+        j.failure = "exec failed: " + last_error(s);
+        j.st = st::close;
+      } else {
+        j.st = st::io;
+      }
+      progress = true;
+    }
+    if (j.st == st::io) {
+      auto r = job_io(j);
+      if (r == step::fatal)
+        return r;
+      progress |= r == step::progress;
+      if (j.st == st::io)
+        return progress ? step::progress : step::blocked;
+    }
+    if (j.st == st::close) {
+      int rc = libssh2_channel_close(j.ch);
+      if (is_retry(rc))
+        return progress ? step::progress : step::blocked;
+      if (rc < 0 && is_session_fatal(rc))
+        return fail_session(last_error(s));
+      // A failed or cancelled command doesn't wait for the server's close.
+      j.st = j.failure.empty() ? st::wait_closed : st::free;
+      progress = true;
+    }
+    if (j.st == st::wait_closed) {
+      int rc = libssh2_channel_wait_closed(j.ch);
+      if (is_retry(rc))
+        return progress ? step::progress : step::blocked;
+      if (rc < 0 && is_session_fatal(rc))
+        return fail_session(last_error(s));
+      collect_exit(j);
+      j.st = st::free;
+      progress = true;
+    }
+    if (j.st == st::free) {
+      if (j.ch != nullptr) {
+        int rc = libssh2_channel_free(j.ch);
+        if (is_retry(rc))
+          return progress ? step::progress : step::blocked;
+        if (rc < 0 && is_session_fatal(rc))
+          return fail_session(last_error(s));
+        j.ch = nullptr;
+      }
+      return step::done;
+    }
+    return progress ? step::progress : step::blocked;
+  }
+
+  /// Writes stdin (then EOF), reads stdout and stderr; moves on to close at the remote EOF.
+  step job_io(exec_job& j) {
+    bool progress = false;
+    while (j.written < j.input.size()) {
+      auto n = libssh2_channel_write_ex(j.ch, 0, j.input.data() + j.written,
+                                        j.input.size() - j.written);
+      if (n < 0 && is_retry(static_cast<int>(n)))
+        break;
+      if (n < 0) {
+        if (is_session_fatal(static_cast<int>(n)))
+          return fail_session(last_error(s));
+        j.written = j.input.size(); // the command closed its stdin: drop the rest
+        break;
+      }
+      j.written += static_cast<size_t>(n);
+      progress = true;
+    }
+    if (j.written == j.input.size() && !j.eof_sent) {
+      int rc = libssh2_channel_send_eof(j.ch);
+      if (rc == 0 || (rc < 0 && !is_retry(rc) && !is_session_fatal(rc))) {
+        j.eof_sent = true;
+        progress = true;
+      } else if (rc < 0 && is_session_fatal(rc)) {
+        return fail_session(last_error(s));
+      }
+    }
+    char buf[16384];
+    for (int stream : {0, SSH_EXTENDED_DATA_STDERR}) {
+      for (;;) {
+        auto n = libssh2_channel_read_ex(j.ch, stream, buf, sizeof(buf));
+        if (n == 0 || (n < 0 && is_retry(static_cast<int>(n))))
+          break;
+        if (n < 0) {
+          if (is_session_fatal(static_cast<int>(n)))
+            return fail_session(last_error(s));
+          j.failure = "reading the output failed: " + last_error(s);
+          j.st = exec_job::state::close;
+          return step::progress;
+        }
+        append_output(j, stream, buf, static_cast<size_t>(n));
+        progress = true;
+      }
+    }
+    if (libssh2_channel_eof(j.ch) == 1)
+      j.st = exec_job::state::close;
+    return progress ? step::progress : step::blocked;
+  }
+
+  void collect_exit(exec_job& j) {
+    j.result.exit_status = libssh2_channel_get_exit_status(j.ch);
+    char* sig = nullptr;
+    size_t sig_len = 0;
+    libssh2_channel_get_exit_signal(j.ch, &sig, &sig_len, nullptr, nullptr, nullptr, nullptr);
+    if (sig != nullptr) {
+      j.result.exit_signal.assign(sig, sig_len);
+      libssh2_free(s, sig);
+      auto num = signal_number(j.result.exit_signal);
+      j.result.exit_status = 128 + (num > 0 ? num : 0);
+    }
+  }
+
+  step fail_session(std::string why) {
+    fatal = std::move(why);
+    return step::fatal;
+  }
+
+  static void finish(exec_job& j) {
+    auto& r = j.result;
+    if (j.out_truncated)
+      r.out += "\n[calima: output truncated]\n";
+    if (j.err_truncated)
+      r.err += "\n[calima: output truncated]\n";
+    r.ok = j.failure.empty();
+    r.error = j.failure;
+    j.done(std::move(r));
+  }
+
+  // -- the EAGAIN loop ------------------------------------------------------------------------
+
+  /// Runs every pending operation until none makes progress, then re-arms the socket waits.
+  void kick() {
+    if (ph == phase::closed || ph == phase::tcp || ph == phase::created)
+      return;
+    if (in_kick) {
+      again = true;
+      return;
+    }
+    in_kick = true;
+    auto keep = shared_from_this(); // handlers may drop the last outside reference
+    bool progress;
+    do {
+      progress = false;
+      again = false;
+      if (ph != phase::up) {
+        auto r = step_connect();
+        if (r == step::fatal)
+          break;
+        if (r == step::blocked)
+          continue;
+        progress = true; // up: fall through to the commands
+      }
+      progress |= run_commands();
+      if (!fatal.empty())
+        break;
+      auto p = step_probe();
+      if (p == step::fatal)
+        break;
+      progress |= p == step::progress;
+      auto q = step_pump();
+      if (q == step::fatal)
+        break;
+      progress |= q == step::progress;
+    } while ((progress || again) && ph == phase::up);
+    in_kick = false;
+    if (!fatal.empty() && ph == phase::up) {
+      lose(fatal);
+      return;
+    }
+    arm();
+  }
+
+  /// Starts waiting commands while channels are free and runs every running one once.
+  bool run_commands() {
+    bool progress = false;
+    while (running.size() < opts.max_channels && !waiting.empty()) {
+      running.push_back(std::move(waiting.front()));
+      waiting.pop_front();
+      progress = true;
+    }
+    for (auto it = running.begin(); it != running.end();) {
+      auto job = *it;
+      auto r = run_job(*job);
+      if (r == step::fatal)
+        return progress;
+      if (r == step::done) {
+        it = running.erase(it);
+        finish(*job);
+        progress = true;
+        if (ph != phase::up)
+          return progress;
+      } else {
+        progress |= r == step::progress;
+        ++it;
+      }
+    }
+    return progress;
+  }
+
+  void arm() {
+    if (s == nullptr || ph == phase::closed)
+      return;
+    if (ph == phase::up && control == nullptr && running.empty() && waiting.empty()) {
+      if (peer_gone()) {
+        lose("connection closed by " + where());
+        return;
+      }
+      char c;
+      idle_unread = ::recv(sock.native_handle(), &c, 1, MSG_PEEK | MSG_DONTWAIT) > 0;
+    } else {
+      idle_unread = false;
+    }
+    if (!rd_wait && !idle_unread) {
+      rd_wait = true;
+      sock.async_wait(tcp::socket::wait_read, [self = shared_from_this()](error_code ec) {
+        self->rd_wait = false;
+        if (ec == asio::error::operation_aborted || self->ph == phase::closed)
+          return;
+        self->kick();
+      });
+    }
+    if ((libssh2_session_block_directions(s) & LIBSSH2_SESSION_BLOCK_OUTBOUND) != 0
+        && !wr_wait) {
+      wr_wait = true;
+      sock.async_wait(tcp::socket::wait_write, [self = shared_from_this()](error_code ec) {
+        self->wr_wait = false;
+        if (ec == asio::error::operation_aborted || self->ph == phase::closed)
+          return;
+        self->kick();
+      });
+    }
+  }
+
+  // -- the end --------------------------------------------------------------------------------
+
+  void lose(const std::string& why) {
+    if (ph != phase::up)
+      return;
+    std::vector<std::shared_ptr<exec_job>> jobs(running.begin(), running.end());
+    jobs.insert(jobs.end(), waiting.begin(), waiting.end());
+    running.clear();
+    waiting.clear();
+    for (auto& j : jobs)
+      j->ch = nullptr; // freed with the session
+    teardown();
+    for (auto& j : jobs) {
+      j->failure = "SSH session lost: " + why;
+      j->result.session_lost = true;
+      finish(*j);
+    }
+    auto f = std::move(on_lost);
+    on_lost = nullptr;
+    if (f)
+      f(why);
+  }
+
+  /// Frees libssh2 and the socket; no handler runs afterwards (except `lose`/`fail_connect`'s
+  /// own, called after this). Never blocks: the socket is shut down first, so whatever libssh2
+  /// still wants to send (channel closes) fails at once instead of waiting.
+  void teardown() {
+    bool was_up = ph == phase::up;
+    ph = phase::closed;
+    error_code ignored;
+    connect_timer.cancel();
+    keepalive_timer.cancel();
+    resolver.cancel();
+    if (s != nullptr) {
+      if (was_up)
+        libssh2_session_disconnect(s, "calima: closing"); // best effort, non-blocking
+      if (sock.is_open())
+        ::shutdown(sock.native_handle(), SHUT_RDWR);
+      int rc = LIBSSH2_ERROR_EAGAIN;
+      for (int i = 0; i < 16 && rc == LIBSSH2_ERROR_EAGAIN; ++i)
+        rc = libssh2_session_free(s);
+      s = nullptr; // if it still said EAGAIN, leaking beats blocking the io thread
+      control = nullptr;
+    }
+    for (auto& j : running)
+      j->ch = nullptr;
+    sock.close(ignored);
+  }
+
+  /// Owner's close: commands still pending are dropped silently.
+  void close() {
+    on_connected = nullptr;
+    on_lost = nullptr;
+    running.clear();
+    waiting.clear();
+    if (ph != phase::closed)
+      teardown();
+  }
+};
+
+// -- public interface -------------------------------------------------------------------------
+
+ssh_session::ssh_session(asio::io_context& ctx, ssh_session_options opts)
+  : impl_(std::make_shared<impl>(ctx, std::move(opts))) {
+  // nop
+}
+
+ssh_session::~ssh_session() {
+  impl_->close();
+}
+
+void ssh_session::on_lost(lost_handler f) {
+  impl_->on_lost = std::move(f);
+}
+
+void ssh_session::connect(connect_handler done) {
+  impl_->connect(std::move(done));
+}
+
+const ssh_host_key& ssh_session::host_key() const {
+  return impl_->key;
+}
+
+void ssh_session::exec(uint64_t id, std::string command, std::string stdin_data,
+                       exec_handler done) {
+  impl_->exec(id, std::move(command), std::move(stdin_data), std::move(done));
+}
+
+void ssh_session::cancel(uint64_t id) {
+  impl_->cancel(id);
+}
+
+std::size_t ssh_session::running() const {
+  return impl_->running.size();
+}
+
+std::size_t ssh_session::queued() const {
+  return impl_->waiting.size();
+}
+
+void ssh_session::close() {
+  impl_->close();
+}
+
+// -- key files --------------------------------------------------------------------------------
+
+std::string private_key_type(const std::string& path) {
+  std::ifstream in(path);
+  if (!in)
+    return {};
+  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  if (text.find("-----BEGIN RSA PRIVATE KEY-----") != std::string::npos)
+    return "ssh-rsa";
+  if (text.find("-----BEGIN EC PRIVATE KEY-----") != std::string::npos)
+    return "ecdsa";
+  if (text.find("-----BEGIN DSA PRIVATE KEY-----") != std::string::npos)
+    return "ssh-dss";
+  const std::string begin = "-----BEGIN OPENSSH PRIVATE KEY-----";
+  const std::string end = "-----END OPENSSH PRIVATE KEY-----";
+  auto b = text.find(begin);
+  auto e = text.find(end);
+  if (b == std::string::npos || e == std::string::npos || e < b)
+    return {};
+  auto blob = base64_decode(text.substr(b + begin.size(), e - b - begin.size()));
+  const std::string magic("openssh-key-v1\0", 15);
+  if (blob.compare(0, magic.size(), magic) != 0)
+    return {};
+  // cipher, kdf, kdf options, key count, first public key (never encrypted).
+  size_t pos = magic.size();
+  std::string cipher, kdf, kdf_opts, pub, type;
+  if (!read_ssh_string(blob, pos, cipher) || !read_ssh_string(blob, pos, kdf)
+      || !read_ssh_string(blob, pos, kdf_opts) || pos + 4 > blob.size())
+    return {};
+  pos += 4;
+  size_t ppos = 0;
+  if (!read_ssh_string(blob, pos, pub) || !read_ssh_string(pub, ppos, type))
+    return {};
+  return type;
+}
+
+} // namespace calima::actors
