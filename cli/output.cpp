@@ -57,6 +57,16 @@ go_template::tmpl parse_list_template(const std::string& text) {
   opts.self_alias = "Instance";
   opts.map_keys = {"param", "env", "vmOpts", "osOpts", "hosts", "cpuType"};
   opts.yaml_encoder = [](const nlohmann::ordered_json& v) { return json_to_yaml(v); };
+  // Fields the record leaves out when empty (omitempty) still exist on Lima's struct: a template
+  // sees their zero values.
+  using nlohmann::ordered_json;
+  opts.omitted_fields = {
+    {"cpus", 0},           {"memory", 0},         {"disk", 0},
+    {"message", ""},       {"additionalDisks", ordered_json()}, {"network", ordered_json()},
+    {"sshLocalPort", 0},   {"sshConfigFile", ""}, {"hostAgentPID", 0},
+    {"driverPID", 0},      {"errors", ordered_json()}, {"config", ordered_json()},
+    {"sshAddress", ""},    {"param", ordered_json()}, {"autoStartedIdentifier", ""},
+  };
   try {
     return go_template::tmpl::parse(text, opts);
   } catch (const go_template::error& e) {

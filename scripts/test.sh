@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# Builds calima and runs the whole test suite with CTest.
+# Builds calima and the test guest, then runs the whole test suite with CTest (the e2e tests,
+# label `e2e`, boot the test guest under QEMU and run one at a time).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/build.sh
-ctest --test-dir build --output-on-failure -j"${JOBS:-2}" --timeout 300
+scripts/build-test-guest.sh
+ctest --test-dir build --output-on-failure -j"${JOBS:-2}" --timeout 600

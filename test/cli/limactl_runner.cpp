@@ -75,7 +75,8 @@ run_result limactl_runner::run(const std::vector<std::string>& args, const std::
     envs.push_back(kv);
   }
   envs.push_back("LIMA_HOME=" + lima_home_);
-  envs.push_back("HOME=" + home_);
+  if (!env.count("HOME"))
+    envs.push_back("HOME=" + home_);
   for (auto& [k, v] : env)
     envs.push_back(k + "=" + v);
   pid_t pid = ::fork();

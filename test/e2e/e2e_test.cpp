@@ -1,0 +1,170 @@
+/// End to end (CTest label `e2e`): real limactl, real calima-supervisor, real QEMU (TCG) booting
+/// the test guest (scripts/build-test-guest.sh), real SSH. Every step is bounded; on failure the
+/// guest's serial log and the instance's events are printed; no QEMU is left running.
+
+#include "test/cli/limactl_runner.hpp"
+
+#include <chrono>
+#include <csignal>
+#include <cstdlib>
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <sys/stat.h>
+#include <thread>
+#include <unistd.h>
+
+using namespace calima::test;
+using namespace std::chrono_literals;
+
+namespace {
+
+std::string real_home() {
+  const char* h = std::getenv("HOME");
+  return h ? h : "/root";
+}
+
+bool guest_built() {
+  auto dir = real_home() + "/.cache/calima/test-guest";
+  return ::access((dir + "/vmlinux").c_str(), R_OK) == 0 &&
+         ::access((dir + "/initrd.img").c_str(), R_OK) == 0 &&
+         ::access((dir + "/disk.img").c_str(), R_OK) == 0;
+}
+
+bool alive(int pid) {
+  return pid > 0 && (::kill(pid, 0) == 0 || errno == EPERM) &&
+         read_file("/proc/" + std::to_string(pid) + "/stat").find(") Z ") == std::string::npos;
+}
+
+int read_pid(const std::string& path) {
+  auto t = read_file(path);
+  return t.empty() ? 0 : std::atoi(t.c_str());
+}
+
+/// Waits (bounded) until `pred` holds, re-checking on a short tick.
+template <class Pred>
+bool eventually(std::chrono::milliseconds limit, Pred pred) {
+  auto deadline = std::chrono::steady_clock::now() + limit;
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (pred())
+      return true;
+    std::this_thread::sleep_for(100ms);
+  }
+  return pred();
+}
+
+class e2e : public ::testing::Test {
+protected:
+  void SetUp() override {
+    if (!guest_built())
+      GTEST_SKIP() << "the test guest is not built: run scripts/build-test-guest.sh";
+    lc.env["HOME"] = real_home();
+  }
+
+  void TearDown() override {
+    if (::testing::Test::HasFailure())
+      dump();
+    // Never leave a VM or a supervisor behind.
+    lc.run({"supervisor", "stop"});
+    for (auto& name : {"test", "bad", "noimg", "busy"}) {
+      int q = read_pid(lc.lima_home() + "/" + name + "/qemu.pid");
+      if (alive(q))
+        ::kill(q, SIGKILL);
+    }
+    int s = read_pid(lc.lima_home() + "/_supervisor/supervisor.pid");
+    if (alive(s))
+      ::kill(s, SIGKILL);
+  }
+
+  void dump() {
+    auto dir = lc.lima_home() + "/test";
+    std::fprintf(stderr, "---- serial.log ----\n%s\n", read_file(dir + "/serial.log").c_str());
+    std::fprintf(stderr, "---- ha.stdout.log ----\n%s\n", read_file(dir + "/ha.stdout.log").c_str());
+    std::fprintf(stderr, "---- ha.stderr.log ----\n%s\n", read_file(dir + "/ha.stderr.log").c_str());
+    std::fprintf(stderr, "---- supervisor.log ----\n%s\n",
+                 read_file(lc.lima_home() + "/_supervisor/supervisor.log").c_str());
+  }
+
+  double guest_uptime() {
+    auto r = lc.run({"shell", "test", "cat", "/proc/uptime"});
+    return r.status == 0 ? std::atof(r.out.c_str()) : -1;
+  }
+
+  limactl_runner lc;
+};
+
+bool contains(const std::string& hay, const std::string& needle) {
+  return hay.find(needle) != std::string::npos;
+}
+
+} // namespace
+
+TEST_F(e2e, start_shell_fault_readopt_stop) {
+  auto t0 = std::chrono::steady_clock::now();
+  auto r = lc.run({"start", "--tty=false", "template:test"});
+  auto start_secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  ASSERT_EQ(r.status, 0) << r.err;
+  EXPECT_TRUE(contains(r.err, "READY. Run `limactl shell test` to open the shell.")) << r.err;
+  std::fprintf(stderr, "[e2e] limactl start template:test took %.1f s\n", start_secs);
+
+  r = lc.run({"shell", "test", "true"});
+  ASSERT_EQ(r.status, 0) << r.err;
+  r = lc.run({"shell", "test", "uname", "-n"});
+  EXPECT_EQ(r.out, "lima-test\n") << r.err;
+
+  auto dir = lc.lima_home() + "/test";
+  int qemu = read_pid(dir + "/qemu.pid");
+  ASSERT_TRUE(alive(qemu));
+  double up1 = guest_uptime();
+  ASSERT_GT(up1, 0);
+
+  // The SSH master crashes: only it restarts; the VM keeps running, not rebooted.
+  r = lc.run({"debug", "fault", "test", "ssh", "crash"});
+  ASSERT_EQ(r.status, 0) << r.err;
+  EXPECT_TRUE(eventually(30s, [&] {
+    return contains(read_file(dir + "/ha.stdout.log"), "\"restart\":{\"component\":\"ssh\"");
+  }));
+  EXPECT_TRUE(eventually(30s, [&] { return lc.run({"shell", "test", "true"}).status == 0; }));
+  EXPECT_EQ(read_pid(dir + "/qemu.pid"), qemu);
+  EXPECT_GT(guest_uptime(), up1);
+
+  // The supervisor dies: the VM survives and the next limactl re-adopts it.
+  int sup = read_pid(lc.lima_home() + "/_supervisor/supervisor.pid");
+  ASSERT_TRUE(alive(sup));
+  ::kill(sup, SIGKILL);
+  ASSERT_TRUE(eventually(5s, [&] { return !alive(sup); }));
+  EXPECT_TRUE(alive(qemu));
+  r = lc.run({"ls", "--format", "{{.Name}} {{.Status}} {{.DriverPID}}", "test"});
+  ASSERT_EQ(r.status, 0) << r.err;
+  EXPECT_EQ(r.out, "test Running " + std::to_string(qemu) + "\n");
+  EXPECT_TRUE(eventually(30s, [&] { return lc.run({"shell", "test", "true"}).status == 0; }));
+  EXPECT_GT(guest_uptime(), up1) << "re-adoption must not reboot the guest";
+
+  // Graceful stop through QMP.
+  r = lc.run({"stop", "test"});
+  ASSERT_EQ(r.status, 0) << r.err;
+  EXPECT_TRUE(eventually(20s, [&] { return !alive(qemu); }));
+  r = lc.run({"ls", "--format", "{{.Status}}", "test"});
+  EXPECT_EQ(r.out, "Stopped\n") << r.err;
+  EXPECT_TRUE(contains(read_file(dir + "/ha.stdout.log"), "{\"exiting\":true}"));
+}
+
+TEST_F(e2e, bad_inputs_fail_clearly_and_leave_no_vm) {
+  // A missing image.
+  auto r = lc.run({"create", "--name", "noimg", "-"},
+                  "images: [{location: /nonexistent/calima-image.img}]\nplain: true\nmounts: []\n");
+  ASSERT_EQ(r.status, 0) << r.err;
+  r = lc.run({"start", "noimg"});
+  EXPECT_EQ(r.status, 1);
+  EXPECT_TRUE(contains(r.err, "/nonexistent/calima-image.img")) << r.err;
+  EXPECT_EQ(read_pid(lc.lima_home() + "/noimg/qemu.pid"), 0);
+
+  // A corrupt lima.yaml.
+  r = lc.run({"create", "--name", "bad", "--tty=false", "template:test"});
+  ASSERT_EQ(r.status, 0) << r.err;
+  write_file(lc.lima_home() + "/bad/lima.yaml", "images: [{location: x}\ncpus: [\n");
+  r = lc.run({"start", "bad"});
+  EXPECT_EQ(r.status, 1);
+  EXPECT_TRUE(contains(r.err, "bad/lima.yaml")) << r.err;
+  EXPECT_FALSE(alive(read_pid(lc.lima_home() + "/bad/qemu.pid")));
+}
