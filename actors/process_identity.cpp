@@ -201,6 +201,18 @@ std::optional<process_facts> read_process_facts(int pid) {
   return out;
 }
 
+bool is_qemu_zombie(int pid) {
+  auto stat = read_file(fmt::format("/proc/{}/stat", pid));
+  if (!stat)
+    return false;
+  auto open = stat->find('(');
+  auto close = stat->rfind(')');
+  if (open == std::string::npos || close == std::string::npos || close + 2 >= stat->size())
+    return false;
+  auto comm = stat->substr(open + 1, close - open - 1); // truncated to 15 characters
+  return (*stat)[close + 2] == 'Z' && comm.compare(0, 11, "qemu-system") == 0;
+}
+
 void remove_pid_file_if(const std::string& path, int pid) {
   auto facts = read_pid_file(path);
   if (facts && facts->pid == pid)

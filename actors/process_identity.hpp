@@ -61,6 +61,10 @@ std::optional<pid_file_facts> read_pid_file(const std::string& path, std::string
 /// Reads /proc/<pid>; nullopt when the process does not exist (or is a zombie: nothing to adopt).
 std::optional<process_facts> read_process_facts(int pid);
 
+/// True when `pid` is an exited but unreaped QEMU (a zombie named qemu-system-*): a child of
+/// this process whose watching actor had crashed when it ended, so nobody reaped it.
+bool is_qemu_zombie(int pid);
+
 /// Removes `path` if it still names `pid` (never a pid file another process has rewritten).
 void remove_pid_file_if(const std::string& path, int pid);
 

@@ -172,7 +172,15 @@ struct qmp_client::impl : std::enable_shared_from_this<impl> {
   }
 
   void dispatch(const std::string& line) {
-    auto msg = nlohmann::json::parse(line, nullptr, false);
+    try {
+      dispatch_json(nlohmann::json::parse(line, nullptr, false));
+    } catch (const std::exception&) {
+      // A reply of an unexpected shape (json type_error): ignore it like any other stray line;
+      // its request times out. Nothing may escape into the io thread's run loop.
+    }
+  }
+
+  void dispatch_json(nlohmann::json msg) {
     if (msg.is_discarded() || !msg.is_object())
       return; // not JSON: ignore, as QEMU never sends that
     if (msg.contains("QMP")) {
@@ -205,9 +213,13 @@ struct qmp_client::impl : std::enable_shared_from_this<impl> {
       r.ok = true;
       r.value = msg["return"];
     } else {
-      auto& e = msg["error"];
-      r.error = fmt::format("QMP {}: {}: {}", p.command, e.value("class", std::string("Error")),
-                            e.value("desc", std::string("(no description)")));
+      auto text = [&](const char* key, const char* fallback) {
+        auto& e = msg["error"];
+        return e.is_object() && e.contains(key) && e[key].is_string() ? e[key].get<std::string>()
+                                                                      : std::string(fallback);
+      };
+      r.error = fmt::format("QMP {}: {}: {}", p.command, text("class", "Error"),
+                            text("desc", "(no description)"));
     }
     p.done(std::move(r));
   }

@@ -1,5 +1,8 @@
 #include "actors/ssh_session.hpp"
 
+#include "actors/ssh_channel.hpp"
+#include "actors/ssh_keys.hpp"
+
 #include <utility> // before Asio: Boost 1.74 + g++ 12 (caf-stack.md §8.11)
 
 #include <boost/asio/connect.hpp>
@@ -16,7 +19,6 @@
 #include <cstring>
 #include <deque>
 #include <fstream>
-#include <iterator>
 #include <list>
 #include <mutex>
 #include <sstream>
@@ -29,6 +31,7 @@ namespace {
 namespace asio = boost::asio;
 using tcp = asio::ip::tcp;
 using boost::system::error_code;
+using namespace ssh_detail;
 
 /// ed25519 first: OpenSSH prefers it and records it in known_hosts (caf-stack §0 finding 7).
 constexpr const char* hostkey_pref
@@ -41,43 +44,6 @@ constexpr const char keepalive_var[] = "CALIMA_KEEPALIVE";
 void init_libssh2() {
   static std::once_flag once;
   std::call_once(once, [] { libssh2_init(0); });
-}
-
-std::string last_error(LIBSSH2_SESSION* s) {
-  char* msg = nullptr;
-  int len = 0;
-  int code = libssh2_session_last_error(s, &msg, &len, 0);
-  std::string text = msg != nullptr && len > 0 ? std::string(msg, static_cast<size_t>(len))
-                                               : std::string("unknown error");
-  return text + " [" + std::to_string(code) + "]";
-}
-
-/// Errors after which the transport is unusable: the session is lost.
-bool is_session_fatal(int rc) {
-  switch (rc) {
-    case LIBSSH2_ERROR_SOCKET_NONE:
-    case LIBSSH2_ERROR_BANNER_RECV:
-    case LIBSSH2_ERROR_BANNER_SEND:
-    case LIBSSH2_ERROR_INVALID_MAC:
-    case LIBSSH2_ERROR_KEX_FAILURE:
-    case LIBSSH2_ERROR_SOCKET_SEND:
-    case LIBSSH2_ERROR_KEY_EXCHANGE_FAILURE:
-    case LIBSSH2_ERROR_TIMEOUT:
-    case LIBSSH2_ERROR_DECRYPT:
-    case LIBSSH2_ERROR_SOCKET_DISCONNECT:
-    case LIBSSH2_ERROR_PROTO:
-    case LIBSSH2_ERROR_SOCKET_TIMEOUT:
-    case LIBSSH2_ERROR_SOCKET_RECV:
-    case LIBSSH2_ERROR_ENCRYPT:
-    case LIBSSH2_ERROR_BAD_SOCKET: return true;
-    default: return false;
-  }
-}
-
-/// EAGAIN, or "another packet is half sent" (libssh2 refuses a new packet until the pending one
-/// is out; its owner re-runs in the same kick): try again later.
-bool is_retry(int rc) {
-  return rc == LIBSSH2_ERROR_EAGAIN || rc == LIBSSH2_ERROR_BAD_USE;
 }
 
 /// Socket errors during the handshake mean "try again": the server was not there (yet).
@@ -93,73 +59,6 @@ bool is_transient_handshake(int rc) {
     case LIBSSH2_ERROR_TIMEOUT: return true;
     default: return false;
   }
-}
-
-int signal_number(const std::string& name) {
-  static const std::pair<const char*, int> table[] = {
-    {"HUP", 1},   {"INT", 2},   {"QUIT", 3},  {"ILL", 4},   {"TRAP", 5},  {"ABRT", 6},
-    {"BUS", 7},   {"FPE", 8},   {"KILL", 9},  {"USR1", 10}, {"SEGV", 11}, {"USR2", 12},
-    {"PIPE", 13}, {"ALRM", 14}, {"TERM", 15},
-  };
-  for (auto& [n, v] : table)
-    if (name == n)
-      return v;
-  return 0;
-}
-
-// -- base64 (fingerprints, key files) ---------------------------------------------------------
-
-constexpr const char b64_alphabet[]
-  = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-
-std::string base64_unpadded(const unsigned char* p, size_t n) {
-  std::string out;
-  uint32_t acc = 0;
-  int bits = 0;
-  for (size_t i = 0; i < n; ++i) {
-    acc = (acc << 8) | p[i];
-    bits += 8;
-    while (bits >= 6) {
-      bits -= 6;
-      out += b64_alphabet[(acc >> bits) & 0x3f];
-    }
-  }
-  if (bits > 0)
-    out += b64_alphabet[(acc << (6 - bits)) & 0x3f];
-  return out;
-}
-
-std::string base64_decode(const std::string& in) {
-  std::string out;
-  uint32_t acc = 0;
-  int bits = 0;
-  for (char c : in) {
-    auto pos = std::strchr(b64_alphabet, c);
-    if (c == '\0' || pos == nullptr)
-      continue; // whitespace, '=' padding
-    acc = (acc << 6) | static_cast<uint32_t>(pos - b64_alphabet);
-    bits += 6;
-    if (bits >= 8) {
-      bits -= 8;
-      out += static_cast<char>((acc >> bits) & 0xff);
-    }
-  }
-  return out;
-}
-
-/// Reads an SSH wire-format string at `pos`; false when the data ends early.
-bool read_ssh_string(const std::string& data, size_t& pos, std::string& out) {
-  if (pos + 4 > data.size())
-    return false;
-  uint32_t len = 0;
-  for (int i = 0; i < 4; ++i)
-    len = (len << 8) | static_cast<unsigned char>(data[pos + static_cast<size_t>(i)]);
-  pos += 4;
-  if (len > data.size() - pos)
-    return false;
-  out = data.substr(pos, len);
-  pos += len;
-  return true;
 }
 
 const char* hostkey_type_name(int type) {
@@ -179,29 +78,6 @@ std::string seconds_text(std::chrono::milliseconds d) {
   out << static_cast<double>(d.count()) / 1000.0 << "s";
   return out.str();
 }
-
-enum class step { done, progress, blocked, fatal };
-
-/// One command on its own channel. States run in order; `cancelled` or a failure jumps to
-/// closing.
-struct exec_job {
-  enum class state { open, exec, io, close, wait_closed, free };
-
-  uint64_t id = 0;
-  std::string command;
-  std::string input;
-  size_t written = 0;
-  bool eof_sent = false;
-  ssh_session::exec_handler done;
-  LIBSSH2_CHANNEL* ch = nullptr;
-  state st = state::open;
-  bool cancelled = false;
-  /// Why the command failed (reported once the channel is freed); empty while all is well.
-  std::string failure;
-  ssh_exec_outcome result;
-  bool out_truncated = false;
-  bool err_truncated = false;
-};
 
 } // namespace
 
@@ -342,7 +218,7 @@ struct ssh_session::impl : std::enable_shared_from_this<impl> {
     auto hash = libssh2_hostkey_hash(s, LIBSSH2_HOSTKEY_HASH_SHA256);
     if (hash != nullptr)
       key.fingerprint
-        = "SHA256:" + base64_unpadded(reinterpret_cast<const unsigned char*>(hash), 32);
+        = sha256_fingerprint(reinterpret_cast<const unsigned char*>(hash));
   }
 
   std::string auth_failure_text() {
@@ -531,173 +407,6 @@ struct ssh_session::impl : std::enable_shared_from_this<impl> {
     kick();
   }
 
-  void append_output(exec_job& j, int stream, const char* p, size_t n) {
-    auto& out = stream == 0 ? j.result.out : j.result.err;
-    auto& truncated = stream == 0 ? j.out_truncated : j.err_truncated;
-    if (out.size() + n > opts.max_output) {
-      out.append(p, opts.max_output - std::min(opts.max_output, out.size()));
-      truncated = true;
-      return;
-    }
-    out.append(p, n);
-  }
-
-  /// One pass over one command; see exec_job::state.
-  step run_job(exec_job& j) {
-    using st = exec_job::state;
-    bool progress = false;
-    if (j.cancelled && j.failure.empty())
-      j.failure = "cancelled";
-    if (!j.failure.empty() && j.st < st::close)
-      j.st = j.ch != nullptr ? st::close : st::free;
-    if (j.st == st::open) {
-      j.ch = libssh2_channel_open_session(s);
-      if (j.ch == nullptr) {
-        int rc = libssh2_session_last_errno(s);
-        if (is_retry(rc))
-          return step::blocked;
-        if (is_session_fatal(rc))
-          return fail_session(last_error(s));
-        j.failure = "opening a channel failed: " + last_error(s);
-        j.st = st::free;
-      } else {
-        j.st = st::exec;
-        progress = true;
-      }
-    }
-    if (j.st == st::exec) {
-      int rc = libssh2_channel_exec(j.ch, j.command.c_str());
-      if (is_retry(rc))
-        return progress ? step::progress : step::blocked;
-      if (rc < 0) {
-        if (is_session_fatal(rc))
-          return fail_session(last_error(s));
-        j.failure = "exec failed: " + last_error(s);
-        j.st = st::close;
-      } else {
-        j.st = st::io;
-      }
-      progress = true;
-    }
-    if (j.st == st::io) {
-      auto r = job_io(j);
-      if (r == step::fatal)
-        return r;
-      progress |= r == step::progress;
-      if (j.st == st::io)
-        return progress ? step::progress : step::blocked;
-    }
-    if (j.st == st::close) {
-      int rc = libssh2_channel_close(j.ch);
-      if (is_retry(rc))
-        return progress ? step::progress : step::blocked;
-      if (rc < 0 && is_session_fatal(rc))
-        return fail_session(last_error(s));
-      // A failed or cancelled command doesn't wait for the server's close.
-      j.st = j.failure.empty() ? st::wait_closed : st::free;
-      progress = true;
-    }
-    if (j.st == st::wait_closed) {
-      int rc = libssh2_channel_wait_closed(j.ch);
-      if (is_retry(rc))
-        return progress ? step::progress : step::blocked;
-      if (rc < 0 && is_session_fatal(rc))
-        return fail_session(last_error(s));
-      collect_exit(j);
-      j.st = st::free;
-      progress = true;
-    }
-    if (j.st == st::free) {
-      if (j.ch != nullptr) {
-        int rc = libssh2_channel_free(j.ch);
-        if (is_retry(rc))
-          return progress ? step::progress : step::blocked;
-        if (rc < 0 && is_session_fatal(rc))
-          return fail_session(last_error(s));
-        j.ch = nullptr;
-      }
-      return step::done;
-    }
-    return progress ? step::progress : step::blocked;
-  }
-
-  /// Writes stdin (then EOF), reads stdout and stderr; moves on to close at the remote EOF.
-  step job_io(exec_job& j) {
-    bool progress = false;
-    while (j.written < j.input.size()) {
-      auto n = libssh2_channel_write_ex(j.ch, 0, j.input.data() + j.written,
-                                        j.input.size() - j.written);
-      if (n < 0 && is_retry(static_cast<int>(n)))
-        break;
-      if (n < 0) {
-        if (is_session_fatal(static_cast<int>(n)))
-          return fail_session(last_error(s));
-        j.written = j.input.size(); // the command closed its stdin: drop the rest
-        break;
-      }
-      j.written += static_cast<size_t>(n);
-      progress = true;
-    }
-    if (j.written == j.input.size() && !j.eof_sent) {
-      int rc = libssh2_channel_send_eof(j.ch);
-      if (rc == 0 || (rc < 0 && !is_retry(rc) && !is_session_fatal(rc))) {
-        j.eof_sent = true;
-        progress = true;
-      } else if (rc < 0 && is_session_fatal(rc)) {
-        return fail_session(last_error(s));
-      }
-    }
-    char buf[16384];
-    for (int stream : {0, SSH_EXTENDED_DATA_STDERR}) {
-      for (;;) {
-        auto n = libssh2_channel_read_ex(j.ch, stream, buf, sizeof(buf));
-        if (n == 0 || (n < 0 && is_retry(static_cast<int>(n))))
-          break;
-        if (n < 0) {
-          if (is_session_fatal(static_cast<int>(n)))
-            return fail_session(last_error(s));
-          j.failure = "reading the output failed: " + last_error(s);
-          j.st = exec_job::state::close;
-          return step::progress;
-        }
-        append_output(j, stream, buf, static_cast<size_t>(n));
-        progress = true;
-      }
-    }
-    if (libssh2_channel_eof(j.ch) == 1)
-      j.st = exec_job::state::close;
-    return progress ? step::progress : step::blocked;
-  }
-
-  void collect_exit(exec_job& j) {
-    j.result.exit_status = libssh2_channel_get_exit_status(j.ch);
-    char* sig = nullptr;
-    size_t sig_len = 0;
-    libssh2_channel_get_exit_signal(j.ch, &sig, &sig_len, nullptr, nullptr, nullptr, nullptr);
-    if (sig != nullptr) {
-      j.result.exit_signal.assign(sig, sig_len);
-      libssh2_free(s, sig);
-      auto num = signal_number(j.result.exit_signal);
-      j.result.exit_status = 128 + (num > 0 ? num : 0);
-    }
-  }
-
-  step fail_session(std::string why) {
-    fatal = std::move(why);
-    return step::fatal;
-  }
-
-  static void finish(exec_job& j) {
-    auto& r = j.result;
-    if (j.out_truncated)
-      r.out += "\n[calima: output truncated]\n";
-    if (j.err_truncated)
-      r.err += "\n[calima: output truncated]\n";
-    r.ok = j.failure.empty();
-    r.error = j.failure;
-    j.done(std::move(r));
-  }
-
   // -- the EAGAIN loop ------------------------------------------------------------------------
 
   /// Runs every pending operation until none makes progress, then re-arms the socket waits.
@@ -752,12 +461,12 @@ struct ssh_session::impl : std::enable_shared_from_this<impl> {
     }
     for (auto it = running.begin(); it != running.end();) {
       auto job = *it;
-      auto r = run_job(*job);
+      auto r = run_exec_job(s, *job, opts.max_output, fatal);
       if (r == step::fatal)
         return progress;
       if (r == step::done) {
         it = running.erase(it);
-        finish(*job);
+        finish_exec_job(*job);
         progress = true;
         if (ph != phase::up)
           return progress;
@@ -818,7 +527,7 @@ struct ssh_session::impl : std::enable_shared_from_this<impl> {
     for (auto& j : jobs) {
       j->failure = "SSH session lost: " + why;
       j->result.session_lost = true;
-      finish(*j);
+      finish_exec_job(*j);
     }
     auto f = std::move(on_lost);
     on_lost = nullptr;
@@ -905,42 +614,6 @@ std::size_t ssh_session::queued() const {
 
 void ssh_session::close() {
   impl_->close();
-}
-
-// -- key files --------------------------------------------------------------------------------
-
-std::string private_key_type(const std::string& path) {
-  std::ifstream in(path);
-  if (!in)
-    return {};
-  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  if (text.find("-----BEGIN RSA PRIVATE KEY-----") != std::string::npos)
-    return "ssh-rsa";
-  if (text.find("-----BEGIN EC PRIVATE KEY-----") != std::string::npos)
-    return "ecdsa";
-  if (text.find("-----BEGIN DSA PRIVATE KEY-----") != std::string::npos)
-    return "ssh-dss";
-  const std::string begin = "-----BEGIN OPENSSH PRIVATE KEY-----";
-  const std::string end = "-----END OPENSSH PRIVATE KEY-----";
-  auto b = text.find(begin);
-  auto e = text.find(end);
-  if (b == std::string::npos || e == std::string::npos || e < b)
-    return {};
-  auto blob = base64_decode(text.substr(b + begin.size(), e - b - begin.size()));
-  const std::string magic("openssh-key-v1\0", 15);
-  if (blob.compare(0, magic.size(), magic) != 0)
-    return {};
-  // cipher, kdf, kdf options, key count, first public key (never encrypted).
-  size_t pos = magic.size();
-  std::string cipher, kdf, kdf_opts, pub, type;
-  if (!read_ssh_string(blob, pos, cipher) || !read_ssh_string(blob, pos, kdf)
-      || !read_ssh_string(blob, pos, kdf_opts) || pos + 4 > blob.size())
-    return {};
-  pos += 4;
-  size_t ppos = 0;
-  if (!read_ssh_string(blob, pos, pub) || !read_ssh_string(pub, ppos, type))
-    return {};
-  return type;
 }
 
 } // namespace calima::actors

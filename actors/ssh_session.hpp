@@ -142,9 +142,4 @@ private:
   std::shared_ptr<impl> impl_;
 };
 
-/// The key type named in a private key file: `ssh-ed25519`, `ssh-rsa`, `ecdsa-sha2-nistp256`,
-/// ... (OpenSSH format, also when encrypted) or `ssh-rsa` / `ecdsa` / `ssh-dss` for PEM files;
-/// "" when the file cannot be read or parsed.
-std::string private_key_type(const std::string& path);
-
 } // namespace calima::actors

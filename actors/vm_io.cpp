@@ -79,6 +79,13 @@ void vm_io::probe(uint64_t run) {
   }
   auto proc = read_process_facts(file->pid);
   if (!proc) {
+    if (is_qemu_zombie(file->pid)) {
+      // Ours, unreaped: a watch reaps it once its last thread is gone (the pending wait keeps
+      // the watch alive; nobody else needs to hear about it).
+      process_watch reaper(ctx_, file->pid);
+      if (reaper.ok())
+        reaper.on_exit([](exit_info) {});
+    }
     out.note = fmt::format("process {} of {} is not running", file->pid, cfg_.pid_file);
     tell(std::move(out));
     return;
@@ -208,8 +215,9 @@ void vm_io::connect(uint64_t run) {
         return;
       vm_msg::qmp_up out;
       out.run = run;
-      if (r.ok && r.value.is_object())
-        out.status = r.value.value("status", std::string());
+      if (r.ok && r.value.is_object() && r.value.contains("status") &&
+          r.value["status"].is_string())
+        out.status = r.value["status"].get<std::string>();
       else
         out.error = r.ok ? "QMP query-status: unexpected reply" : r.error;
       // QEMU writes its pid file before it creates its monitors, so it is there by now.

@@ -203,7 +203,8 @@ void on_qmp_event(self_pointer self, const vm_msg::qmp_event& m) {
     return;
   if (m.name == "SHUTDOWN") {
     auto data = nlohmann::json::parse(m.data, nullptr, false);
-    if (data.is_object() && data.value("guest", false))
+    if (data.is_object() && data.contains("guest") && data["guest"].is_boolean() &&
+        data["guest"].get<bool>())
       st.guest_shutdown = true;
   }
   log::fields f{{"event", m.name}};

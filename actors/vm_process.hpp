@@ -36,32 +36,34 @@ class driver;
 ///
 /// Lifecycle (vm_phase):
 ///
-///            start (or stop: adopt only, to stop it)
-///     idle ─────────▶ probing ──qemu.pid names this instance's live QEMU──▶ adopting ─┐
-///      ▲                 │ nothing to adopt                     (pidfd, re-verified)   │
-///      │ stop, nothing   ▼                                                             │
-///      └── to adopt ─ spawning ──process started in its own session, pidfd─────────────┤
-///                        │                                                             ▼
-///                        │ spawn failed                 connecting (QMP: wait ≤ 30 s for the
-///                        ▼                              socket, greeting, qmp_capabilities,
-///                 ┌─▶ [fails]                           query-status; qemu.pid read back)
-///                 │                                                  │ QMP up: reply to start
-///                 │ exited/QMP failed while starting                 ▼
-///                 └──────────────────────────────────────────────── running ──exited──▶ [ends]
-///                                                                    │ stop
-///                                                                    ▼
-///      exited ◀── process gone: reply ok to stop ──────────────── stopping
-///        │            (pid file removed if we killed it)   system_powerdown over QMP; after
-///        └─start─▶ probing (a new run)                     stop_timeout, or at once when QMP
-///                                                          fails: SIGKILL (via the pidfd)
+///            start, or stop          qemu.pid names this
+///     idle ─────────────────────▶ probing ──instance's live QEMU──▶ adopting
+///      ▲                           │  │                               │ pidfd opened, identity
+///      └─ nothing to adopt and ────┘  │ nothing to adopt              │ re-checked
+///         only a stop waits: ok       ▼                               ▼
+///                                  spawning ──QEMU runs in its ───▶ connecting: QMP socket
+///                                     │      own session, pidfd       │ (≤ 30 s, served by our
+///                                     │ failed                        │ pid), greeting,
+///                                     ▼                               │ qmp_capabilities,
+///                                  [fails] ◀── QEMU exited, or ───────┤ query-status
+///                                              QMP failed             │ up: start → vm_status
+///                                                                     ▼
+///                                  [ends] ◀──── QEMU exited ────── running
+///                                                                     │ stop
+///                                                                     ▼
+///     exited ◀──── QEMU gone: stop → ok ─────────────────────────── stopping: system_powerdown;
+///       │          (qemu.pid removed if we killed it)               SIGKILL via the pidfd after
+///       └─ start: a new run (probing); stop: ok                     stop_timeout, or at once
+///                                                                   when QMP fails
 ///
-///   [fails]: `start` gets ec::vm_start_failed (a QEMU we spawned is SIGKILLed first; an adopted
-///            one whose QMP does not answer is left running) and the actor quits with that error.
-///   [ends]:  the process ended without `stop`: the actor quits normally when QEMU exited with
-///            status 0 (or, for an adopted QEMU whose status we cannot see, after QMP reported a
-///            guest-initiated SHUTDOWN), with ec::vm_exited("qemu was killed by signal 9 (SIGKILL)")
-///            otherwise. Its supervisor gets the DOWN message.
-///   `stop` during probing..connecting is queued and runs once the VM is up (or the start failed).
+///   [fails]: `start` gets ec::vm_start_failed with the reason (QEMU's last stderr line when it
+///            exited), then the actor quits with that error. A QEMU we spawned whose QMP does not
+///            come up is SIGKILLed first; an adopted one is left running (not ours to kill).
+///   [ends]:  QEMU ended without `stop`: the actor quits normally when QEMU exited with status 0
+///            (for an adopted QEMU, whose status only its parent sees: when QMP reported a
+///            guest-initiated SHUTDOWN), with ec::vm_exited("qemu was killed by signal 9
+///            (SIGKILL)") otherwise. Its supervisor gets the DOWN message.
+///   A `stop` during probing..connecting waits until the VM is up (or its start failed).
 ///   Terminating for any reason (fault "crash", exit_msg, kill) never signals QEMU: the io side
 ///   closes the pidfd and the QMP connection, and the next incarnation re-adopts the VM.
 ///   Fault "hang": nothing is answered any more (the supervisor's health check must notice).

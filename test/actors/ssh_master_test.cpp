@@ -4,6 +4,7 @@
 // bounded; sshd and its session processes are killed in teardown.
 
 #include "actors/io_thread.hpp"
+#include "actors/ssh_keys.hpp"
 #include "actors/ssh_master.hpp"
 #include "config/identity.hpp"
 #include "test/actors/sshd_fixture.hpp"

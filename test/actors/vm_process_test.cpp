@@ -16,6 +16,8 @@
 #include <cstdlib>
 #include <fcntl.h>
 #include <fstream>
+#include <iterator>
+#include <thread>
 #include <sys/stat.h>
 #include <sys/time.h>
 #include <unistd.h>
@@ -242,6 +244,24 @@ TEST_F(vm_process_test, stop_without_start_adopts_a_running_vm_to_stop_it) {
   EXPECT_FALSE(status.value->running);
 }
 
+TEST_F(vm_process_test, a_vm_that_died_unwatched_is_reaped_and_replaced) {
+  caf::scoped_actor self{sys};
+  auto first = spawn(config());
+  auto started = ask<vm_status>(self, first, 30s, atom::start_v);
+  ASSERT_TRUE(started.value) << describe(started.error);
+  int pid = started.value->pid;
+  self->monitor(first);
+  self->send(first, atom::fault_v, std::string("crash"));
+  wait_down(self);
+  ::kill(pid, SIGKILL); // dies while no actor watches it: a zombie child of this process
+  ASSERT_TRUE(test::wait_until([&] { return !test::process_alive(pid); }, 5s));
+  auto second = spawn(config());
+  auto restarted = ask<vm_status>(self, second, 30s, atom::start_v);
+  ASSERT_TRUE(restarted.value) << describe(restarted.error);
+  EXPECT_NE(restarted.value->pid, pid);
+  EXPECT_TRUE(test::wait_until([&] { return ::kill(pid, 0) != 0; }, 5s)); // reaped, no zombie
+}
+
 TEST_F(vm_process_test, a_pid_file_naming_an_unrelated_process_is_not_adopted) {
   int sleeper = test::spawn_child({"sleep", "60"});
   ASSERT_GT(sleeper, 0);
@@ -342,6 +362,55 @@ TEST_F(vm_process_test, a_process_without_qmp_is_killed_after_the_qmp_wait) {
             std::string::npos)
     << describe(started.error);
   EXPECT_FALSE(test::process_alive(pid)); // killed (and reaped) before the reply
+}
+
+TEST_F(vm_process_test, stop_powers_a_real_guest_off_gracefully) {
+  // Needs the test guest (scripts/build-test-guest.sh): its acpid powers off on the ACPI power
+  // button, so system_powerdown ends QEMU without the SIGKILL.
+  const char* home = std::getenv("HOME");
+  auto guest = std::string(home ? home : "/root") + "/.cache/calima/test-guest";
+  if (::access((guest + "/vmlinux").c_str(), R_OK) != 0 ||
+      ::access((guest + "/initrd.img").c_str(), R_OK) != 0)
+    GTEST_SKIP() << "no test guest in " << guest;
+  auto spec = inst.qemu_spec();
+  spec.args[1] = "q35"; // `-M none` → q35 (ACPI)
+  for (std::string a : {"-accel", "tcg", "-cpu", "max", "-m", "256", "-kernel"})
+    spec.args.push_back(a);
+  spec.args.push_back(guest + "/vmlinux");
+  spec.args.push_back("-initrd");
+  spec.args.push_back(guest + "/initrd.img");
+  spec.args.push_back("-append");
+  spec.args.push_back("console=ttyS0");
+  spec.args.push_back("-serial");
+  spec.args.push_back("file:" + inst.path("serial.log"));
+  auto c = config(90s);
+  c.command = [spec] { return spec; };
+  caf::scoped_actor self{sys};
+  auto vm = spawn(c);
+  auto started = ask<vm_status>(self, vm, 30s, atom::start_v);
+  ASSERT_TRUE(started.value) << describe(started.error);
+  int pid = started.value->pid;
+  // acpid starts right after the guest's rcS: without it the power button is ignored.
+  auto serial = [&] {
+    std::ifstream in(inst.path("serial.log"));
+    return std::string{std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+  };
+  auto t_boot = std::chrono::steady_clock::now();
+  ASSERT_TRUE(test::wait_until([&] { return serial().find("rcS done") != std::string::npos; },
+                               120s))
+    << serial();
+  std::printf("[ measure ] test guest boot (no cidata) -> rcS done: %lld ms\n",
+              test::ms_since(t_boot));
+  std::this_thread::sleep_for(3s); // acpid is respawned by init right after rcS
+  auto t0 = std::chrono::steady_clock::now();
+  auto stopped = ask<atom::ok>(self, vm, 120s, atom::stop_v);
+  auto took = test::ms_since(t0);
+  ASSERT_TRUE(stopped.value) << describe(stopped.error);
+  std::printf("[ measure ] graceful stop (system_powerdown -> QEMU exit): %lld ms\n", took);
+  EXPECT_LT(took, 60000); // well before the 90 s SIGKILL
+  EXPECT_FALSE(test::process_alive(pid));
+  EXPECT_NE(serial().find("reboot: Power down"), std::string::npos);
+  EXPECT_FALSE(read_pid_file(inst.path("qemu.pid"))); // QEMU removed it itself
 }
 
 TEST_F(vm_process_test, hang_fault_stops_answering) {
