@@ -20,10 +20,16 @@ child_record& record(self_pointer self, component c) {
   return self->state.records[static_cast<size_t>(c)];
 }
 
-const restart_params& params_of(const supervision_policy& p, component c) {
+/// The policy for a failure of child `c`: for the VM, a dead QEMU (ec::vm_exited) and a failed
+/// VM actor (QEMU still running, re-adopted by the next incarnation) are different failures.
+const restart_params& params_of(const supervision_policy& p, component c,
+                                const caf::error& reason = caf::error{}) {
   switch (c) {
     case component::event_log: return p.event_log;
-    case component::vm: return p.vm;
+    case component::vm:
+      return reason && code_of(reason) != ec::vm_exited && code_of(reason) != ec::vm_start_failed
+               ? p.vm_actor
+               : p.vm;
     case component::ssh: return p.ssh;
   }
   return p.ssh;
@@ -314,7 +320,7 @@ void go_broken(self_pointer self, component c, const caf::error& reason,
   std::string text;
   if (d.intensity_exceeded)
     text = fmt::format("{}: restart intensity exceeded ({}); last failure: {}", to_string(c),
-                       describe_intensity(params_of(st.spec.policy, c)), why);
+                       describe_intensity(params_of(st.spec.policy, c, reason)), why);
   else
     text = fmt::format("{}: {}", to_string(c), why);
   st.state = instance_state::broken;
@@ -339,7 +345,7 @@ void child_failed(self_pointer self, component c, caf::error reason) {
     return;
   }
   auto& rec = record(self, c);
-  auto& params = params_of(st.spec.policy, c);
+  auto& params = params_of(st.spec.policy, c, reason);
   auto now = self->clock().now();
   auto d = decide(rec.restarts, now, params, abnormal);
   switch (d.kind) {

@@ -67,6 +67,10 @@ struct supervision_policy {
   /// The VM: by default a crashed VM is not restarted: the instance goes Broken (Lima: the
   /// instance stops; calima keeps the reason).
   restart_params vm{restart_mode::never};
+  /// The VM process *actor* failing while QEMU may still run (a crash of the actor, a missed
+  /// health check): the actor is restarted and re-adopts the running QEMU; the guest never
+  /// notices. Only the VM process itself dying (ec::vm_exited) goes by `vm`.
+  restart_params vm_actor{restart_mode::permanent};
   /// The SSH master: reconnecting after a lost session is a restart with backoff.
   restart_params ssh{restart_mode::permanent};
   restart_params event_log{restart_mode::permanent};

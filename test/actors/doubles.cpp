@@ -69,6 +69,8 @@ void fault(Self* self, const std::string& kind) {
   self->state.rec->calls.push_back(self->state.label + ":fault:" + kind);
   if (kind == "crash")
     self->quit(caf::make_error(ec::injected_fault, "injected crash"));
+  else if (kind == "die") // tests only: the VM process died (what a VM actor reports then)
+    self->quit(caf::make_error(ec::vm_exited, "qemu was killed by signal 9 (SIGKILL)"));
   else if (kind == "exit") // tests only: end normally (a VM whose guest powered off)
     self->quit();
   else

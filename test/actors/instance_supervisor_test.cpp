@@ -289,19 +289,33 @@ TEST_F(instance_supervisor_test, restart_intensity_exceeded_breaks_the_instance_
   EXPECT_EQ(rec.spawned.size(), spawned);
 }
 
-TEST_F(instance_supervisor_test, vm_crash_breaks_the_instance_by_default) {
+TEST_F(instance_supervisor_test, vm_process_death_breaks_the_instance_by_default) {
   start_running();
-  inject(st().vm, "crash");
+  inject(st().vm, "die");
   EXPECT_EQ(st().state, instance_state::broken);
   ASSERT_EQ(world.rec->escalations.size(), 1u);
   EXPECT_EQ(code_of(world.rec->escalations[0].second), ec::unrecoverable);
-  EXPECT_EQ(st().errors, std::vector<std::string>{"vm: injected crash"});
+  EXPECT_EQ(st().errors, std::vector<std::string>{"vm: qemu was killed by signal 9 (SIGKILL)"});
   EXPECT_EQ(world.rec->restarts().size(), 0u);
   // Starting again begins a fresh run.
   start();
   EXPECT_EQ(st().state, instance_state::running);
   EXPECT_TRUE(st().errors.empty());
   EXPECT_EQ(world.rec->count("vm:start"), 2u);
+}
+
+TEST_F(instance_supervisor_test, crashed_vm_actor_restarts_and_readopts_instead_of_breaking) {
+  start_running();
+  inject(st().vm, "crash");
+  EXPECT_EQ(st().state, instance_state::starting);
+  EXPECT_TRUE(world.rec->escalations.empty());
+  advance(1s);
+  EXPECT_EQ(st().state, instance_state::running);
+  EXPECT_EQ(world.rec->count("vm:start"), 2u) << "the new VM actor starts (re-adopts) once";
+  auto restarts = world.rec->restarts();
+  ASSERT_EQ(restarts.size(), 1u);
+  EXPECT_EQ(restarts[0].component, "vm");
+  EXPECT_EQ(restarts[0].reason, "injected crash");
 }
 
 TEST_F(instance_supervisor_test, vm_start_failure_breaks_the_instance) {

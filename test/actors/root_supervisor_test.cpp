@@ -102,9 +102,9 @@ TEST_F(root_supervisor_test, escalation_marks_the_instance_broken_and_is_not_res
   ASSERT_TRUE(ask<instance_info>(root, atom::start_v, std::string{"a"}).value);
   run();
   auto sup = instance("a");
-  self->send(instance_state_of("a").vm, atom::fault_v, std::string{"crash"});
+  self->send(instance_state_of("a").vm, atom::fault_v, std::string{"die"});
   run();
-  EXPECT_EQ(st().instances.at("a").broken_reason, "vm: injected crash");
+  EXPECT_EQ(st().instances.at("a").broken_reason, "vm: qemu was killed by signal 9 (SIGKILL)");
   EXPECT_FALSE(st().instances.at("a").want_running);
   auto status = ask<instance_info>(root, atom::status_v, std::string{"a"});
   ASSERT_TRUE(status.value);

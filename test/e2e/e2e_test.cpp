@@ -128,6 +128,19 @@ TEST_F(e2e, start_shell_fault_readopt_stop) {
   EXPECT_EQ(read_pid(dir + "/qemu.pid"), qemu);
   EXPECT_GT(guest_uptime(), up1);
 
+  // The VM process actor crashes: its successor re-adopts the same QEMU.
+  r = lc.run({"debug", "fault", "test", "vm", "crash"});
+  ASSERT_EQ(r.status, 0) << r.err;
+  EXPECT_TRUE(eventually(30s, [&] {
+    return contains(read_file(dir + "/ha.stdout.log"), "\"restart\":{\"component\":\"vm\"");
+  }));
+  EXPECT_TRUE(eventually(60s, [&] {
+    auto l = lc.run({"ls", "--format", "{{.Status}}", "test"});
+    return l.out == "Running\n" && lc.run({"shell", "test", "true"}).status == 0;
+  }));
+  EXPECT_EQ(read_pid(dir + "/qemu.pid"), qemu);
+  EXPECT_TRUE(alive(qemu));
+
   // The supervisor dies: the VM survives and the next limactl re-adopts it.
   int sup = read_pid(lc.lima_home() + "/_supervisor/supervisor.pid");
   ASSERT_TRUE(alive(sup));
