@@ -81,6 +81,8 @@ instance_factory make_instance_factory(caf::actor_system& sys, io_thread& io, st
     spec.dir = inst.dir;
     spec.ssh_user = cfg.user ? cfg.user->name.value_or("") : "";
     spec.ssh_identity_file = lima_home + "/_config/user";
+    if (cfg.calima_ext && cfg.calima_ext->vm_restart)
+      parse_restart_mode(*cfg.calima_ext->vm_restart, spec.policy.vm.mode); // validated on load
     auto facts = std::make_shared<boot_facts>();
     child_factories make;
     make.event_log = [&sys](caf::local_actor*, const child_context& c) {

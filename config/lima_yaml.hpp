@@ -482,6 +482,22 @@ void inspect(F& f, user_opts& x) {
   f("passwordlessSudo", x.passwordless_sudo);
 }
 
+// -- calima's extension keys -------------------------------------------------
+
+/// `calima:` — settings Lima does not have (Lima ignores the key with its non-strict warning).
+struct calima_opts {
+  /// What the supervisor does when the VM process dies on its own (crash, `kill -9`):
+  /// `never` (default: the instance goes Broken with the reason in its events), `transient` or
+  /// `permanent` (boot it again, with backoff and the restart-intensity limit). A crash of the VM
+  /// *actor* (QEMU still running) always restarts the actor, which re-adopts QEMU.
+  opt_string vm_restart;
+};
+
+template <class F>
+void inspect(F& f, calima_opts& x) {
+  f("vmRestart", x.vm_restart);
+}
+
 // -- the whole file ----------------------------------------------------------
 
 struct lima_yaml {
@@ -527,6 +543,7 @@ struct lima_yaml {
   std::optional<user_opts> user;
   opt_bool tpm;
   std::optional<calima::limayaml::os_opts> os_options;
+  std::optional<calima_opts> calima_ext;
 };
 
 template <class F>
@@ -573,6 +590,7 @@ void inspect(F& f, lima_yaml& x) {
   f("user", x.user);
   f("tpm", x.tpm);
   f("osOpts", x.os_options);
+  f("calima", x.calima_ext);
 }
 
 } // namespace calima::limayaml

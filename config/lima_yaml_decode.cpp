@@ -32,6 +32,7 @@ struct go_name;
     static constexpr const char* value = N;                                                       \
   };
 CALIMA_GO_NAME(lima_yaml, "limatype.LimaYAML")
+CALIMA_GO_NAME(calima_opts, "limatype.CalimaOpts")
 CALIMA_GO_NAME(file_ref, "limatype.File")
 CALIMA_GO_NAME(kernel_ref, "limatype.Kernel")
 CALIMA_GO_NAME(image, "limatype.Image")

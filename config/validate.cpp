@@ -300,6 +300,14 @@ std::vector<std::string> validate(const lima_yaml& y, bool warn, std::string_vie
   if (warn)
     warn_experimental(y);
   validate_tail(y, errs);
+  // calima's extension (not Lima's): the VM restart policy.
+  if (y.calima_ext && y.calima_ext->vm_restart) {
+    const auto& m = *y.calima_ext->vm_restart;
+    if (m != "never" && m != "transient" && m != "permanent")
+      errs.push_back(fmt::format("field `calima.vmRestart` must be one of `never`, `transient`, "
+                                 "`permanent`; got {}",
+                                 go_backquote(m)));
+  }
   return errs;
 }
 

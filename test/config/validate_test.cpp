@@ -781,3 +781,15 @@ TEST(validate_test, disk_shrinking_is_rejected) {
             "invalid size: 'big'\nfield `disk`: shrinking the disk (100GiB --> big) is not "
             "supported");
 }
+
+TEST(validate_calima, vm_restart_must_be_a_known_mode) {
+  auto cfg = valid_config();
+  cfg.calima_ext = calima::limayaml::calima_opts{};
+  cfg.calima_ext->vm_restart = "permanent";
+  EXPECT_TRUE(calima::limayaml::validate(cfg, false).empty());
+  cfg.calima_ext->vm_restart = "sometimes";
+  auto errs = calima::limayaml::validate(cfg, false);
+  ASSERT_EQ(errs.size(), 1u);
+  EXPECT_EQ(errs[0], "field `calima.vmRestart` must be one of `never`, `transient`, `permanent`; "
+                     "got `sometimes`");
+}
