@@ -94,8 +94,8 @@ instance_factory make_instance_factory(caf::actor_system& sys, io_thread& io, st
       vc.instance = name;
       auto dir = c.dir;
       vc.command = [lima_home, name, debug, facts, dir]() {
-        // Runs on the io thread before QEMU starts. Downloads block it; the test guest's images
-        // are local files (a detached preparer actor is the planned fix).
+        // Runs on a thread of its own before QEMU starts (vm_io::spawn): downloads and qemu-img
+        // block neither the actors nor the io thread.
         auto p = drivers::prepare_instance(lima_home, name, debug);
         for (auto& w : p.warnings)
           log::warn(w);

@@ -1,5 +1,7 @@
 #include "actors/vm_io.hpp"
 
+#include <utility> // before Asio (caf-stack.md §8.11)
+
 #include "actors/process_identity.hpp"
 
 #include <caf/actor_cast.hpp>
@@ -7,7 +9,11 @@
 
 #include <fmt/format.h>
 
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
+
 #include <csignal>
+#include <thread>
 #include <fcntl.h>
 #include <stdexcept>
 #include <sys/stat.h>
@@ -101,15 +107,37 @@ void vm_io::probe(uint64_t run) {
 
 void vm_io::spawn(uint64_t run) {
   close();
+  if (!cfg_.command) {
+    vm_msg::launched out;
+    out.run = run;
+    out.error = "no command to start the VM process";
+    tell(std::move(out));
+    return;
+  }
+  // Building the command prepares the instance (image downloads, qemu-img, cidata): that may
+  // take minutes, so it runs on a thread of its own and the io thread stays free for every other
+  // socket. The io_context outlives this thread (the supervisor exits with _Exit).
+  std::thread([weak = weak_from_this(), command = cfg_.command, run, ctx = &ctx_] {
+    drivers::process_spec spec;
+    std::string error;
+    try {
+      spec = command();
+    } catch (const std::exception& e) {
+      error = e.what();
+    }
+    boost::asio::post(*ctx, [weak, run, spec = std::move(spec), error = std::move(error)] {
+      if (auto self = weak.lock())
+        self->spawn_prepared(run, spec, error);
+    });
+  }).detach();
+}
+
+void vm_io::spawn_prepared(uint64_t run, const drivers::process_spec& spec,
+                           const std::string& error) {
   vm_msg::launched out;
   out.run = run;
-  drivers::process_spec spec;
-  try {
-    if (!cfg_.command)
-      throw std::runtime_error("no command to start the VM process");
-    spec = cfg_.command();
-  } catch (const std::exception& e) {
-    out.error = e.what();
+  if (!error.empty()) {
+    out.error = error;
     tell(std::move(out));
     return;
   }

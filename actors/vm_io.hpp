@@ -25,9 +25,13 @@ public:
   /// Reads the pid file and /proc → vm_msg::probed.
   void probe(uint64_t run);
 
-  /// Runs cfg.command, spawns it in its own session, watches it → vm_msg::launched (and later
-  /// vm_msg::exited).
+  /// Runs cfg.command on a thread of its own (it prepares the instance: downloads, qemu-img),
+  /// then, back on the io thread, spawns the process in its own session and watches it →
+  /// vm_msg::launched (and later vm_msg::exited).
   void spawn(uint64_t run);
+
+  /// The io-thread half of spawn(), once the command is built (or failed with `error`).
+  void spawn_prepared(uint64_t run, const drivers::process_spec& spec, const std::string& error);
 
   /// Opens a pidfd for `pid`, re-verifies it is still the probed process (same start time) →
   /// vm_msg::launched (and later vm_msg::exited).
