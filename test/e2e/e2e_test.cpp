@@ -12,6 +12,9 @@
 #include <string>
 #include <sys/stat.h>
 #include <thread>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 using namespace calima::test;
@@ -180,4 +183,25 @@ TEST_F(e2e, bad_inputs_fail_clearly_and_leave_no_vm) {
   EXPECT_EQ(r.status, 1);
   EXPECT_TRUE(contains(r.err, "bad/lima.yaml")) << r.err;
   EXPECT_FALSE(alive(read_pid(lc.lima_home() + "/bad/qemu.pid")));
+
+  // The SSH port is taken by someone else.
+  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  ASSERT_GE(fd, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof addr;
+  ASSERT_EQ(::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
+  ASSERT_EQ(::listen(fd, 1), 0);
+  ASSERT_EQ(::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len), 0);
+  auto port = std::to_string(ntohs(addr.sin_port));
+  r = lc.run({"create", "--name", "busy", "--tty=false", "--ssh-port", port, "template:test"});
+  ASSERT_EQ(r.status, 0) << r.err;
+  r = lc.run({"start", "busy"});
+  ::close(fd);
+  EXPECT_EQ(r.status, 1);
+  EXPECT_TRUE(contains(r.err, "Could not set up host forwarding rule 'tcp:127.0.0.1:" + port)) << r.err;
+  EXPECT_FALSE(alive(read_pid(lc.lima_home() + "/busy/qemu.pid")));
+  r = lc.run({"ls", "--format", "{{.Status}}", "busy"});
+  EXPECT_EQ(r.out, "Broken\n");
 }
