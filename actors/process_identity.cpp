@@ -1,5 +1,7 @@
 #include "actors/process_identity.hpp"
 
+#include "config/fs_util.hpp"
+
 #include <fmt/format.h>
 
 #include <cerrno>
@@ -48,30 +50,6 @@ std::string guest_name(const std::string& value) {
 
 std::string seconds_text(std::chrono::system_clock::duration d) {
   return fmt::format("{:.1f}s", std::chrono::duration<double>(d).count());
-}
-
-/// The whole file, read with read(2): /proc files of a process that is exiting fail with ESRCH
-/// mid-read, which must be a "no" and not an exception (iostreams would throw).
-std::optional<std::string> read_file(const std::string& path) {
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0)
-    return std::nullopt;
-  std::string out;
-  char buf[4096];
-  for (;;) {
-    auto n = ::read(fd, buf, sizeof buf);
-    if (n < 0 && errno == EINTR)
-      continue;
-    if (n < 0) {
-      ::close(fd);
-      return std::nullopt;
-    }
-    if (n == 0)
-      break;
-    out.append(buf, static_cast<size_t>(n));
-  }
-  ::close(fd);
-  return out;
 }
 
 std::chrono::system_clock::time_point to_time_point(const timespec& ts) {
@@ -140,7 +118,7 @@ std::optional<pid_file_facts> read_pid_file(const std::string& path, std::string
   struct stat st {};
   if (::stat(path.c_str(), &st) != 0)
     return fail(errno == ENOENT ? "no pid file" : fmt::format("cannot stat {}", path));
-  auto text = read_file(path);
+  auto text = fs::read_file(path);
   if (!text)
     return fail(fmt::format("cannot read {}", path));
   while (!text->empty() && (text->back() == '\n' || text->back() == ' '))
@@ -157,7 +135,7 @@ std::optional<pid_file_facts> read_pid_file(const std::string& path, std::string
 
 std::optional<process_facts> read_process_facts(int pid) {
   auto dir = fmt::format("/proc/{}", pid);
-  auto stat = read_file(dir + "/stat");
+  auto stat = fs::read_file(dir + "/stat");
   if (!stat)
     return std::nullopt;
   // `pid (comm) S ppid ...`: comm may hold spaces and parentheses, so split after the last ')'.
@@ -184,7 +162,7 @@ std::optional<process_facts> read_process_facts(int pid) {
              std::chrono::duration_cast<std::chrono::nanoseconds>(since_boot);
   out.started = to_time_point(real) -
                 std::chrono::duration_cast<std::chrono::system_clock::duration>(age);
-  if (auto cmdline = read_file(dir + "/cmdline")) {
+  if (auto cmdline = fs::read_file(dir + "/cmdline")) {
     size_t pos = 0;
     while (pos < cmdline->size()) {
       auto nul = cmdline->find('\0', pos);
@@ -202,7 +180,7 @@ std::optional<process_facts> read_process_facts(int pid) {
 }
 
 bool is_qemu_zombie(int pid) {
-  auto stat = read_file(fmt::format("/proc/{}/stat", pid));
+  auto stat = fs::read_file(fmt::format("/proc/{}/stat", pid));
   if (!stat)
     return false;
   auto open = stat->find('(');

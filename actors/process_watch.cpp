@@ -1,5 +1,7 @@
 #include "actors/process_watch.hpp"
 
+#include "config/subprocess.hpp"
+
 #include "config/go_format.hpp"
 #include "config/subprocess.hpp"
 
@@ -25,34 +27,6 @@ extern char** environ;
 namespace calima::actors {
 
 namespace {
-
-/// The inherited environment with `extra` (`K=V`) added, or replacing entries of the same key.
-std::vector<std::string> merged_env(const std::vector<std::string>& extra) {
-  std::vector<std::string> out;
-  for (char** e = environ; e && *e; ++e)
-    out.emplace_back(*e);
-  for (const auto& kv : extra) {
-    auto key = kv.substr(0, kv.find('=') + 1);
-    bool replaced = false;
-    for (auto& cur : out)
-      if (cur.compare(0, key.size(), key) == 0) {
-        cur = kv;
-        replaced = true;
-      }
-    if (!replaced)
-      out.push_back(kv);
-  }
-  return out;
-}
-
-std::vector<char*> c_strings(std::vector<std::string>& v) {
-  std::vector<char*> out;
-  out.reserve(v.size() + 1);
-  for (auto& s : v)
-    out.push_back(s.data());
-  out.push_back(nullptr);
-  return out;
-}
 
 /// An O_APPEND, close-on-exec descriptor of `path` (the child gets it through dup2 only).
 int open_log(const std::string& path, std::string& error) {
@@ -116,7 +90,7 @@ spawn_result spawn_in_session(const drivers::process_spec& spec, const std::stri
   posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSID | POSIX_SPAWN_SETSIGMASK |
                                     POSIX_SPAWN_SETSIGDEF);
   auto argv_strings = spec.argv();
-  auto env_strings = merged_env(spec.env);
+  auto env_strings = environment_with(spec.env);
   auto argv = c_strings(argv_strings);
   auto envp = c_strings(env_strings);
   pid_t pid = 0;

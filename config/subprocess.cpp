@@ -56,8 +56,10 @@ void drain(int out_fd, int err_fd, run_result& r) {
       ::close(p.fd);
 }
 
+} // namespace
+
 /// The inherited environment with `extra` (`K=V`) added or replacing entries of the same key.
-std::vector<std::string> merged_env(const std::vector<std::string>& extra) {
+std::vector<std::string> environment_with(const std::vector<std::string>& extra) {
   std::vector<std::string> out;
   for (char** e = environ; e && *e; ++e)
     out.emplace_back(*e);
@@ -82,8 +84,6 @@ std::vector<char*> c_strings(std::vector<std::string>& v) {
   out.push_back(nullptr);
   return out;
 }
-
-} // namespace
 
 std::optional<std::string> find_executable(std::string_view name) {
   if (name.empty())
@@ -136,7 +136,7 @@ run_result run_process(const std::vector<std::string>& argv_in,
   posix_spawn_file_actions_adddup2(&actions, out_pipe[1], STDOUT_FILENO);
   posix_spawn_file_actions_adddup2(&actions, err_pipe[1], STDERR_FILENO);
   auto argv_strings = argv_in;
-  auto env_strings = merged_env(env_add);
+  auto env_strings = environment_with(env_add);
   auto argv = c_strings(argv_strings);
   auto envp = c_strings(env_strings);
   pid_t pid = 0;

@@ -31,6 +31,12 @@ std::optional<std::string> find_executable(std::string_view name);
 run_result run_process(const std::vector<std::string>& argv,
                        const std::vector<std::string>& env_add = {});
 
+/// The inherited environment with `extra` (`K=V`) added, or replacing entries of the same key.
+std::vector<std::string> environment_with(const std::vector<std::string>& extra);
+
+/// NULL-terminated `char*` views of `v` for exec/posix_spawn (valid while `v` lives).
+std::vector<char*> c_strings(std::vector<std::string>& v);
+
 /// Go's `%v` of exec.Cmd.Args: `[qemu-img resize -f qcow2 /x 1024]`.
 std::string go_args(const std::vector<std::string>& argv);
 
