@@ -6,6 +6,7 @@
 /// instance directory cannot be read (it may be half-way through create or clone).
 
 #include "cli/cli_common.hpp"
+#include "config/download_cache.hpp"
 #include "cli/commands.hpp"
 #include "config/embed.hpp"
 #include "config/fs_util.hpp"
@@ -23,7 +24,6 @@
 #include <dirent.h>
 #include <fmt/format.h>
 #include <map>
-#include <openssl/evp.h>
 #include <sys/stat.h>
 
 namespace calima::cli {
@@ -46,20 +46,6 @@ std::string lima_cache_dir() {
   return fs::clean(dir + "/lima");
 }
 
-/// Lowercase hex SHA-256 of `text` (the cache key of a URL).
-std::string sha256_hex(const std::string& text) {
-  unsigned char md[EVP_MAX_MD_SIZE];
-  unsigned int len = 0;
-  if (EVP_Digest(text.data(), text.size(), md, &len, EVP_sha256(), nullptr) != 1)
-    throw cli_error("sha256: OpenSSL EVP_Digest failed");
-  static const char* hex = "0123456789abcdef";
-  std::string out;
-  for (unsigned int i = 0; i < len; ++i) {
-    out += hex[md[i] >> 4];
-    out += hex[md[i] & 0xf];
-  }
-  return out;
-}
 
 
 /// Cache key → the location it caches.
@@ -67,7 +53,7 @@ using known_map = std::map<std::string, std::string>;
 
 void add_location(known_map& known, const limayaml::opt_string& location) {
   if (location)
-    known.emplace(sha256_hex(*location), *location);
+    known.emplace(download::cache_key(*location), *location);
 }
 
 /// Every downloadable file of a filled config: images with their kernels and initrds, containerd

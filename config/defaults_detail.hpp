@@ -152,6 +152,10 @@ void fill_mounts(const env& e, lima_yaml& y, const lima_yaml& d, const lima_yaml
 /// MACAddress: 52:55:55 + the first 3 bytes of SHA-256(machine-id + unique_id).
 std::string mac_address(const std::string& machine_id, const std::string& unique_id);
 
+/// The 9p/virtiofs tag of a mount (runtime spec §3.4): `lima-` + the first 8 bytes of
+/// SHA-256(location + ":" + mountPoint) in hex. QEMU's `-virtfs` and cidata's `mounts:` agree on it.
+std::string mount_tag(const std::string& location, const std::string& mount_point);
+
 // -- drivers (defaults_driver.cpp) --
 
 /// The builtin nerdctl-full archives of containerd.yaml.

@@ -136,6 +136,19 @@ void fill_copy_to_host(const env& e, lima_yaml& y) {
   }
 }
 
+std::string mount_tag(const std::string& location, const std::string& mount_point) {
+  std::string input = location + ":" + mount_point;
+  unsigned char sum[SHA256_DIGEST_LENGTH];
+  SHA256(reinterpret_cast<const unsigned char*>(input.data()), input.size(), sum);
+  static const char* hex = "0123456789abcdef";
+  std::string out = "lima-";
+  for (int i = 0; i < 8; ++i) {
+    out += hex[sum[i] >> 4];
+    out += hex[sum[i] & 0xf];
+  }
+  return out;
+}
+
 std::string mac_address(const std::string& machine_id, const std::string& unique_id) {
   std::string input = machine_id + unique_id;
   unsigned char sum[SHA256_DIGEST_LENGTH];

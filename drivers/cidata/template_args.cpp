@@ -295,13 +295,7 @@ std::string provision_file_name(size_t index) {
 }
 
 std::string mount_tag(const std::string& location, const std::string& mount_point) {
-  std::string input = location + ":" + mount_point;
-  unsigned char sum[SHA256_DIGEST_LENGTH];
-  SHA256(reinterpret_cast<const unsigned char*>(input.data()), input.size(), sum);
-  std::string out = "lima-";
-  for (int i = 0; i < 8; ++i)
-    out += fmt::format("{:02x}", sum[i]);
-  return out;
+  return limayaml::defaults::mount_tag(location, mount_point);
 }
 
 json template_args(const params& p, bool boot_scripts) {

@@ -484,10 +484,7 @@ std::vector<std::string> firmware_candidates(std::string_view arch, const std::s
 }
 
 std::string mount_tag(std::string_view location, std::string_view mount_point) {
-  std::string input = std::string(location) + ":" + std::string(mount_point);
-  unsigned char sum[SHA256_DIGEST_LENGTH];
-  SHA256(reinterpret_cast<const unsigned char*>(input.data()), input.size(), sum);
-  return "lima-" + hex(sum, 8);
+  return limayaml::defaults::mount_tag(std::string(location), std::string(mount_point));
 }
 
 std::string slirp_mac(const std::string& machine_id, const std::string& instance_dir) {
