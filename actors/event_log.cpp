@@ -1,5 +1,6 @@
 #include "actors/event_log.hpp"
 
+#include "config/fs_util.hpp"
 #include "config/log.hpp"
 
 #include <caf/all.hpp>
@@ -39,9 +40,33 @@ caf::error io_failure(const std::string& what, const std::string& path) {
   return caf::make_error(ec::io_error, what + " " + path + ": " + std::strerror(errno));
 }
 
+/// The last non-zero `sshLocalPort` among the events of ha.stdout.log (a restarted event log).
+int last_ssh_port(const std::string& path) {
+  auto content = fs::read_file(path);
+  if (!content)
+    return 0;
+  int port = 0;
+  size_t pos = 0;
+  while (pos < content->size()) {
+    auto nl = content->find('\n', pos);
+    auto end = nl == std::string::npos ? content->size() : nl;
+    try {
+      auto ev = decode_event(std::string_view(*content).substr(pos, end - pos));
+      if (ev.status.ssh_local_port != 0)
+        port = ev.status.ssh_local_port;
+    } catch (const std::exception&) {
+      // a torn or foreign line: skip it
+    }
+    pos = end + 1;
+  }
+  return port;
+}
+
 } // namespace
 
 event_log_state::~event_log_state() {
+  if (endpoint)
+    endpoint->stop();
   if (stdout_fd >= 0)
     ::close(stdout_fd);
   if (stderr_fd >= 0)
@@ -64,10 +89,20 @@ event_log_actor::behavior_type event_log(event_log_actor::stateful_pointer<event
     self->quit(io_failure("open", err_path));
     return event_log_actor::behavior_type::make_empty_behavior();
   }
+  st.endpoint = std::make_unique<ha_endpoint>(st.dir);
+  if (!truncate)
+    st.endpoint->set_ssh_local_port(last_ssh_port(out_path));
+  for (auto& e : st.endpoint->errors()) {
+    auto text = log::render(log::level::warning, "host agent endpoint: " + e, {}, log::format::json,
+                            false);
+    write_all(st.stderr_fd, text);
+  }
   return {
     [=](atom::append, instance_event& ev) {
       if (self->state.hung)
         return;
+      if (ev.status.ssh_local_port != 0)
+        self->state.endpoint->set_ssh_local_port(ev.status.ssh_local_port);
       if (ev.time == std::chrono::system_clock::time_point{})
         ev.time = std::chrono::system_clock::now();
       if (!write_all(self->state.stdout_fd, encode_event_line(ev)))

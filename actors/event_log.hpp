@@ -1,10 +1,12 @@
 #pragma once
 
+#include "actors/ha_endpoint.hpp"
 #include "messages/actors.hpp"
 
 #include <caf/stateful_actor.hpp>
 #include <caf/typed_event_based_actor.hpp>
 
+#include <memory>
 #include <string>
 
 /// The EVENT LOG of one instance: appends events to `$INST/ha.stdout.log` (JSON lines, runtime
@@ -17,6 +19,13 @@
 /// on power loss), so a write costs microseconds in the page cache. The supervisor still spawns
 /// it detached (spawn_event_log), so even a stalled disk blocks only this actor's own thread and
 /// never a scheduler worker. Tests run the same behaviour on the deterministic scheduler.
+///
+/// The host agent's files: every event log (the first of a run and every restart, since the
+/// previous one removed them when it terminated) owns an `ha_endpoint` that writes `$INST/ha.pid`
+/// and serves `$INST/ha.sock` until the actor terminates (runtime §1.2, §4.6). `GET /v1/info`
+/// reports the last non-zero `sshLocalPort` of an appended event; a restarted event log recovers
+/// it from the events already in ha.stdout.log. Endpoint failures (a socket another live process
+/// serves, a path too long) are logged to ha.stderr.log as warnings and never stop the log.
 ///
 /// Lifecycle:
 ///
@@ -34,6 +43,9 @@ struct event_log_state {
   int stderr_fd = -1;
   /// Fault injection: when set, nothing is answered or written.
   bool hung = false;
+  /// ha.pid and ha.sock; stopped (files removed) when the state is destroyed, i.e. when the actor
+  /// terminates.
+  std::unique_ptr<ha_endpoint> endpoint;
 
   event_log_state() = default;
   event_log_state(const event_log_state&) = delete;

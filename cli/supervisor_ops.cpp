@@ -198,7 +198,6 @@ supervisor_statuses(const std::vector<std::string>& names, bool start_if_vms_run
 void apply_supervised(store::instance& inst, const supervised_status& s) {
   if (s.status == "Running") {
     inst.state = store::status::running;
-    inst.host_agent_pid = 0;
     if (s.vm_pid != 0) // while a re-adoption is in flight the pid file's reading stands
       inst.driver_pid = static_cast<int>(s.vm_pid);
     // Inspection from disk may have complained about pid files the supervisor owns.
