@@ -110,6 +110,17 @@ void start_instance(const std::string& name, int64_t timeout_ms) {
     throw cli_error(fmt::format("errors inspecting instance: {}", go_list(inst.errors)));
   auto home = store::lima_home();
   auto client = ensure_supervisor(home);
+  try {
+    auto listed = client.call(proto::op::list, {{"names", {name}}});
+    for (auto& i : listed.value("instances", json::array()))
+      if (i.value("name", "") == name && i.value("phase", "") == "running") {
+        log::info(fmt::format("The instance {} is already running. {}", go_backquote(name),
+                              shell_hint(name)));
+        return;
+      }
+  } catch (const supervisor_error& e) {
+    throw cli_error(e.what());
+  }
   log::info(fmt::format("Starting the instance {} with internal VM driver `{}`", go_backquote(name),
                         inst.vm_type.empty() ? "qemu" : inst.vm_type));
   progress_printer progress;

@@ -114,6 +114,9 @@ TEST_F(e2e, start_shell_fault_readopt_stop) {
   ASSERT_EQ(r.status, 0) << r.err;
   r = lc.run({"shell", "test", "uname", "-n"});
   EXPECT_EQ(r.out, "lima-test\n") << r.err;
+  r = lc.run({"start", "test"});
+  EXPECT_EQ(r.status, 0) << r.err;
+  EXPECT_TRUE(contains(r.err, "The instance `test` is already running.")) << r.err;
 
   auto dir = lc.lima_home() + "/test";
   int qemu = read_pid(dir + "/qemu.pid");
