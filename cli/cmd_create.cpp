@@ -174,9 +174,18 @@ void register_create(CLI::App& root) {
   start->add_flag("--list-templates", sopts->list_templates, "List available templates and exit");
   start->add_flag("--list-drivers", sopts->list_drivers, "List available drivers and exit");
   start->add_option("--timeout", *timeout, "Duration to wait for the instance to be running before timing out");
+  auto progress = std::make_shared<bool>(false);
+  auto foreground = std::make_shared<bool>(false);
+  start->add_flag("--progress", *progress, "Show provision script progress by tailing cloud-init logs");
+  start->add_flag("--foreground", *foreground, "Run the hostagent in the foreground");
   sopts->flags.add_to(start, true);
   start->add_option("template", *sargs);
-  set_action(start, [sopts, sargs, root_ptr, timeout] {
+  set_action(start, [sopts, sargs, root_ptr, timeout, progress, foreground] {
+    if (*foreground)
+      throw cli_error("--foreground is not supported by calima: instances run under the calima "
+                      "supervisor (run it in the foreground with `limactl supervisor`)");
+    if (*progress)
+      log::warn("--progress (cloud-init progress) is not built yet in calima; starting without it");
     run_start(*sopts, *sargs, tty_given(*root_ptr), parse_go_duration_ms(*timeout));
   });
 }
