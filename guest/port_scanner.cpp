@@ -1,0 +1,184 @@
+#include "guest/port_scanner.hpp"
+
+#include <arpa/inet.h>
+
+#include <algorithm>
+#include <cstdint>
+#include <cstring>
+#include <fstream>
+#include <sstream>
+#include <tuple>
+
+namespace calima::guest {
+
+// -- listener ordering ------------------------------------------------------------------------
+
+bool operator==(const listener& a, const listener& b) {
+  return a.proto == b.proto && a.port == b.port && a.ip == b.ip;
+}
+
+bool operator!=(const listener& a, const listener& b) {
+  return !(a == b);
+}
+
+bool operator<(const listener& a, const listener& b) {
+  return std::tie(a.proto, a.port, a.ip) < std::tie(b.proto, b.port, b.ip);
+}
+
+void normalize(std::vector<listener>& xs) {
+  std::sort(xs.begin(), xs.end());
+  xs.erase(std::unique(xs.begin(), xs.end()), xs.end());
+}
+
+// -- parsing ----------------------------------------------------------------------------------
+
+namespace {
+
+std::vector<std::string> split_ws(const std::string& line) {
+  std::vector<std::string> out;
+  std::istringstream in(line);
+  for (std::string tok; in >> tok;)
+    out.push_back(tok);
+  return out;
+}
+
+bool parse_hex(const std::string& s, std::uint32_t& out) {
+  if (s.empty() || s.size() > 8)
+    return false;
+  std::uint32_t v = 0;
+  for (char c : s) {
+    int d;
+    if (c >= '0' && c <= '9')
+      d = c - '0';
+    else if (c >= 'A' && c <= 'F')
+      d = c - 'A' + 10;
+    else if (c >= 'a' && c <= 'f')
+      d = c - 'a' + 10;
+    else
+      return false;
+    v = (v << 4) | static_cast<std::uint32_t>(d);
+  }
+  out = v;
+  return true;
+}
+
+/// Decodes the kernel's `%08X` groups: each is a 32-bit word of the address as it lies in memory,
+/// printed as a native integer, so copying the parsed word back into memory restores the bytes.
+bool decode_address(const std::string& hex, std::string& ip) {
+  if (hex.size() != 8 && hex.size() != 32)
+    return false;
+  unsigned char bytes[16];
+  for (std::size_t i = 0; i < hex.size() / 8; ++i) {
+    std::uint32_t word;
+    if (!parse_hex(hex.substr(i * 8, 8), word))
+      return false;
+    std::memcpy(bytes + i * 4, &word, 4);
+  }
+  static const unsigned char v4_mapped_prefix[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+  const unsigned char* v4 = nullptr;
+  if (hex.size() == 8)
+    v4 = bytes;
+  else if (std::memcmp(bytes, v4_mapped_prefix, 12) == 0)
+    v4 = bytes + 12;
+  char buf[INET6_ADDRSTRLEN];
+  if (v4 != nullptr) {
+    if (inet_ntop(AF_INET, v4, buf, sizeof buf) == nullptr)
+      return false;
+  } else if (inet_ntop(AF_INET6, bytes, buf, sizeof buf) == nullptr) {
+    return false;
+  }
+  ip = buf;
+  return true;
+}
+
+/// Parses `ADDR:PORT`; false on anything malformed.
+bool parse_endpoint(const std::string& field, std::string& ip, int& port) {
+  auto colon = field.find(':');
+  if (colon == std::string::npos)
+    return false;
+  std::uint32_t p;
+  auto port_hex = field.substr(colon + 1);
+  if (port_hex.size() > 4 || !parse_hex(port_hex, p))
+    return false;
+  if (!decode_address(field.substr(0, colon), ip))
+    return false;
+  port = static_cast<int>(p);
+  return true;
+}
+
+} // namespace
+
+std::vector<listener> parse_proc_net(const std::string& text, const std::string& proto) {
+  std::vector<listener> out;
+  const std::uint32_t wanted_state = proto == "udp" ? 0x07 : 0x0A;
+  std::istringstream in(text);
+  std::string line;
+  if (!std::getline(in, line))
+    return out;
+  // Header: "sl local_address rem_address st ..."; data rows start with "N:", so the header's
+  // token positions line up with the data's.
+  auto header = split_ws(line);
+  auto col = [&](const std::string& name) {
+    auto it = std::find(header.begin(), header.end(), name);
+    return it == header.end() ? std::string::npos
+                              : static_cast<std::size_t>(it - header.begin());
+  };
+  auto addr_col = col("local_address");
+  auto st_col = col("st");
+  if (addr_col == std::string::npos || st_col == std::string::npos)
+    return out;
+  while (std::getline(in, line)) {
+    auto fields = split_ws(line);
+    if (fields.size() <= std::max(addr_col, st_col))
+      continue;
+    std::uint32_t state;
+    if (!parse_hex(fields[st_col], state) || state != wanted_state)
+      continue;
+    listener l;
+    l.proto = proto;
+    if (!parse_endpoint(fields[addr_col], l.ip, l.port))
+      continue;
+    out.push_back(std::move(l));
+  }
+  normalize(out);
+  return out;
+}
+
+// -- scanning the real files ------------------------------------------------------------------
+
+std::vector<listener> scan(const std::string& proc_root, std::vector<std::string>* errors) {
+  static const char* const files[][2] = {
+    {"tcp", "tcp"}, {"tcp6", "tcp"}, {"udp", "udp"}, {"udp6", "udp"}};
+  std::vector<listener> all;
+  for (const auto& f : files) {
+    auto path = proc_root + "/net/" + f[0];
+    std::ifstream in(path);
+    std::ostringstream text;
+    if (in)
+      text << in.rdbuf();
+    if (!in || in.bad()) {
+      if (errors != nullptr)
+        errors->push_back("cannot read " + path);
+      continue;
+    }
+    auto found = parse_proc_net(text.str(), f[1]);
+    all.insert(all.end(), found.begin(), found.end());
+  }
+  normalize(all);
+  return all;
+}
+
+// -- diff -------------------------------------------------------------------------------------
+
+port_diff diff(const std::vector<listener>& before, const std::vector<listener>& after) {
+  auto b = before;
+  auto a = after;
+  normalize(b);
+  normalize(a);
+  port_diff d;
+  std::set_difference(a.begin(), a.end(), b.begin(), b.end(), std::back_inserter(d.added));
+  std::set_difference(b.begin(), b.end(), a.begin(), a.end(), std::back_inserter(d.removed));
+  return d;
+}
+
+} // namespace calima::guest
