@@ -1,6 +1,8 @@
 // Values of Go template execution: kinds, truth, Go float formatting and encoding/json output.
 #include "config/go_template_value.hpp"
 
+#include "config/go_format.hpp"
+
 #include <algorithm>
 #include <charconv>
 #include <cmath>
@@ -225,7 +227,7 @@ std::string format_float(double v, char fmt, int prec) {
 
 namespace {
 
-void json_string(std::string& out, const std::string& s) {
+void json_string(std::string& out, const std::string& s, bool escape_html) {
   static const char hex[] = "0123456789abcdef";
   out += '"';
   for (std::size_t i = 0; i < s.size();) {
@@ -243,7 +245,7 @@ void json_string(std::string& out, const std::string& s) {
         case '\r': out += "\\r"; break;
         case '\t': out += "\\t"; break;
         default:
-          if (b < 0x20) {
+          if (b < 0x20 || (escape_html && (b == '<' || b == '>' || b == '&'))) {
             out += "\\u00";
             out += hex[b >> 4];
             out += hex[b & 0xf];
@@ -254,33 +256,23 @@ void json_string(std::string& out, const std::string& s) {
       ++i;
       continue;
     }
-    std::size_t len = (b >> 5) == 6 ? 2 : (b >> 4) == 14 ? 3 : (b >> 3) == 30 ? 4 : 0;
-    bool ok = len != 0 && i + len <= s.size();
-    std::uint32_t r = ok ? (b & (0x7f >> len)) : 0;
-    for (std::size_t k = 1; ok && k < len; ++k) {
-      auto c = static_cast<unsigned char>(s[i + k]);
-      ok = (c & 0xc0) == 0x80;
-      r = (r << 6) | (c & 0x3f);
-    }
-    // Reject overlong forms and surrogates, as utf8.DecodeRune does.
-    ok = ok && !(len == 2 && r < 0x80) && !(len == 3 && r < 0x800) && !(len == 4 && (r < 0x10000 || r > 0x10ffff)) &&
-         !(r >= 0xd800 && r < 0xe000);
-    if (!ok) {
+    char32_t r = 0;
+    std::size_t len = decode_utf8(s, i, r);
+    if (len == 0) {
       out += "\\ufffd";
       ++i;
       continue;
     }
-    if (r == 0x2028 || r == 0x2029) {
+    if (r == 0x2028 || r == 0x2029)
       out += r == 0x2028 ? "\\u2028" : "\\u2029";
-    } else {
+    else
       out.append(s, i, len);
-    }
     i += len;
   }
   out += '"';
 }
 
-void json_value(std::string& out, const json& j) {
+void json_value(std::string& out, const json& j, bool escape_html) {
   switch (j.type()) {
     case json::value_t::boolean: out += j.get<bool>() ? "true" : "false"; break;
     case json::value_t::number_integer: out += std::to_string(j.get<std::int64_t>()); break;
@@ -297,7 +289,7 @@ void json_value(std::string& out, const json& j) {
       out += s;
       break;
     }
-    case json::value_t::string: json_string(out, j.get_ref<const std::string&>()); break;
+    case json::value_t::string: json_string(out, j.get_ref<const std::string&>(), escape_html); break;
     case json::value_t::array: {
       out += '[';
       bool first = true;
@@ -305,7 +297,7 @@ void json_value(std::string& out, const json& j) {
         if (!first)
           out += ',';
         first = false;
-        json_value(out, e);
+        json_value(out, e, escape_html);
       }
       out += ']';
       break;
@@ -317,9 +309,9 @@ void json_value(std::string& out, const json& j) {
         if (!first)
           out += ',';
         first = false;
-        json_string(out, k);
+        json_string(out, k, escape_html);
         out += ':';
-        json_value(out, v);
+        json_value(out, v, escape_html);
       }
       out += '}';
       break;
@@ -330,9 +322,9 @@ void json_value(std::string& out, const json& j) {
 
 } // namespace
 
-std::string go_json(const json& j) {
+std::string go_json(const json& j, bool escape_html) {
   std::string out;
-  json_value(out, j);
+  json_value(out, j, escape_html);
   return out;
 }
 

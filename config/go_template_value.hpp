@@ -73,7 +73,9 @@ std::string go_sprint(const std::vector<const json*>& args);
 /// fmt.Sprintln: spaces between all operands, newline at the end.
 std::string go_sprintln(const std::vector<const json*>& args);
 
-/// encoding/json Marshal with SetEscapeHTML(false), no trailing newline.
-std::string go_json(const json& j);
+/// Go's encoding/json of `j` (key order kept, Go's float and string forms), no trailing
+/// newline. `escape_html`: json.Encoder's default `\u003c`-style escaping of `<`, `>`, `&`
+/// (Lima's event log); off for the template `json` function (SetEscapeHTML(false)).
+std::string go_json(const json& j, bool escape_html = false);
 
 } // namespace calima::go_template::detail

@@ -1,5 +1,7 @@
 #include "messages/events.hpp"
 
+#include "config/go_template_value.hpp"
+
 #include "config/go_format.hpp"
 
 #include <cstdio>
@@ -225,86 +227,6 @@ nlohmann::ordered_json to_json(const instance_event& ev) {
 namespace {
 
 /// encoding/json's string encoder with escapeHTML on (json.Encoder's default).
-void go_json_string(std::string& out, std::string_view s) {
-  static const char* hex = "0123456789abcdef";
-  out += '"';
-  size_t i = 0;
-  while (i < s.size()) {
-    auto b = static_cast<unsigned char>(s[i]);
-    if (b < 0x80) {
-      switch (b) {
-        case '"': out += "\\\""; break;
-        case '\\': out += "\\\\"; break;
-        case '\n': out += "\\n"; break;
-        case '\r': out += "\\r"; break;
-        case '\t': out += "\\t"; break;
-        case '\b': out += "\\b"; break;
-        case '\f': out += "\\f"; break;
-        default:
-          if (b < 0x20 || b == '<' || b == '>' || b == '&') {
-            out += "\\u00";
-            out += hex[b >> 4];
-            out += hex[b & 0xf];
-          } else {
-            out += static_cast<char>(b);
-          }
-      }
-      ++i;
-      continue;
-    }
-    char32_t cp = 0;
-    size_t len = decode_utf8(s, i, cp);
-    if (len == 0) {
-      out += "\\ufffd";
-      ++i;
-      continue;
-    }
-    if (cp == 0x2028 || cp == 0x2029)
-      out += cp == 0x2028 ? "\\u2028" : "\\u2029";
-    else
-      out.append(s.substr(i, len));
-    i += len;
-  }
-  out += '"';
-}
-
-void go_json_value(std::string& out, const nlohmann::ordered_json& j) {
-  using value_t = nlohmann::ordered_json::value_t;
-  switch (j.type()) {
-    case value_t::object: {
-      out += '{';
-      bool first = true;
-      for (auto it = j.begin(); it != j.end(); ++it) {
-        if (!first)
-          out += ',';
-        first = false;
-        go_json_string(out, it.key());
-        out += ':';
-        go_json_value(out, it.value());
-      }
-      out += '}';
-      break;
-    }
-    case value_t::array: {
-      out += '[';
-      bool first = true;
-      for (auto& x : j) {
-        if (!first)
-          out += ',';
-        first = false;
-        go_json_value(out, x);
-      }
-      out += ']';
-      break;
-    }
-    case value_t::string: go_json_string(out, j.get_ref<const std::string&>()); break;
-    case value_t::boolean: out += j.get<bool>() ? "true" : "false"; break;
-    case value_t::number_integer: out += std::to_string(j.get<long long>()); break;
-    case value_t::number_unsigned: out += std::to_string(j.get<unsigned long long>()); break;
-    case value_t::null: out += "null"; break;
-    default: out += j.dump(); break; // events carry no floats
-  }
-}
 
 using json = nlohmann::json;
 
@@ -341,10 +263,8 @@ const json* object(const json& obj, const char* key, const char* where) {
 } // namespace
 
 std::string encode_event_line(const instance_event& ev) {
-  std::string out;
-  go_json_value(out, to_json(ev));
-  out += '\n';
-  return out;
+  // json.Encoder: HTML-escaped, newline-terminated.
+  return go_template::detail::go_json(to_json(ev), true) + '\n';
 }
 
 instance_event decode_event(std::string_view line) {
