@@ -1,0 +1,258 @@
+// The tunnel engine end to end over real sockets: a host engine and a guest engine joined by a
+// UNIX socketpair (the link), real TCP/UDP servers as guest targets, real clients on the host.
+
+#include "guest/tunnel_engine.hpp"
+#include "test/guest/net_helpers.hpp"
+
+#include <gtest/gtest.h>
+
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <mutex>
+#include <thread>
+
+using namespace calima;
+using namespace calima::tunnel;
+using namespace calima::testnet;
+using namespace std::chrono_literals;
+
+namespace {
+
+/// A host and a guest engine over a socketpair; the guest reports `ports` (settable).
+struct pair_fixture {
+  std::mutex mtx;
+  std::condition_variable cv;
+  std::vector<port_report> reports;
+  int link_ups = 0;
+  int link_downs = 0;
+  std::vector<guest::listener> ports;
+  std::unique_ptr<tunnel_engine> host;
+  std::unique_ptr<tunnel_engine> guest_engine;
+
+  pair_fixture() {
+    engine_callbacks hc;
+    hc.on_ports = [this](const port_report& r) {
+      std::lock_guard<std::mutex> g(mtx);
+      reports.push_back(r);
+      cv.notify_all();
+    };
+    hc.on_link_up = [this](uint16_t, const std::string&) {
+      std::lock_guard<std::mutex> g(mtx);
+      ++link_ups;
+      cv.notify_all();
+    };
+    hc.on_link_down = [this](const std::string&) {
+      std::lock_guard<std::mutex> g(mtx);
+      ++link_downs;
+      cv.notify_all();
+    };
+    host = std::make_unique<tunnel_engine>(engine_options{}, hc);
+    engine_callbacks gc;
+    gc.scan_ports = [this](std::vector<std::string>&) {
+      std::lock_guard<std::mutex> g(mtx);
+      return ports;
+    };
+    engine_options go;
+    go.r = role::guest;
+    go.scan_interval_ms = 50;
+    guest_engine = std::make_unique<tunnel_engine>(go, gc);
+    host->start();
+    guest_engine->start();
+    connect_link();
+  }
+
+  void connect_link() {
+    int sv[2];
+    EXPECT_EQ(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+    guest_engine->attach_link(sv[1]);
+    host->attach_link(sv[0]);
+  }
+
+  template <class Pred>
+  bool wait_for(Pred p, std::chrono::milliseconds t = 5s) {
+    std::unique_lock<std::mutex> g(mtx);
+    return cv.wait_for(g, t, p);
+  }
+
+  bool wait_up(int n = 1) {
+    return wait_for([&] { return link_ups >= n; });
+  }
+
+  void set_ports(std::vector<guest::listener> xs) {
+    std::lock_guard<std::mutex> g(mtx);
+    ports = std::move(xs);
+  }
+};
+
+TEST(tunnel_engine, handshake_then_full_port_list) {
+  pair_fixture f;
+  f.set_ports({{"127.0.0.1", 8080, "tcp"}});
+  ASSERT_TRUE(f.wait_up());
+  ASSERT_TRUE(f.wait_for([&] { return !f.reports.empty(); }));
+  std::lock_guard<std::mutex> g(f.mtx);
+  EXPECT_TRUE(f.reports[0].full);
+  ASSERT_EQ(f.reports[0].listed.size(), 1u);
+  EXPECT_EQ(f.reports[0].listed[0].port, 8080);
+}
+
+TEST(tunnel_engine, reports_added_and_removed_ports) {
+  pair_fixture f;
+  ASSERT_TRUE(f.wait_up());
+  ASSERT_TRUE(f.wait_for([&] { return !f.reports.empty(); }));
+  f.set_ports({{"0.0.0.0", 9000, "udp"}});
+  ASSERT_TRUE(f.wait_for([&] { return f.reports.size() >= 2; }));
+  f.set_ports({});
+  ASSERT_TRUE(f.wait_for([&] { return f.reports.size() >= 3; }));
+  std::lock_guard<std::mutex> g(f.mtx);
+  EXPECT_FALSE(f.reports[1].full);
+  ASSERT_EQ(f.reports[1].listed.size(), 1u);
+  EXPECT_EQ(f.reports[1].listed[0].proto, "udp");
+  ASSERT_EQ(f.reports[2].removed.size(), 1u);
+  EXPECT_EQ(f.reports[2].removed[0].port, 9000);
+}
+
+TEST(tunnel_engine, tcp_round_trip_with_half_close_and_large_data) {
+  echo_server echo;
+  pair_fixture f;
+  ASSERT_TRUE(f.wait_up());
+  int lfd = listen_tcp("127.0.0.1", 0);
+  int port = local_port(lfd);
+  f.host->add_stream_listener(lfd, "127.0.0.1:" + std::to_string(echo.port()));
+  std::string payload = pattern(8 * 1024 * 1024 + 17);
+  auto got = echo_through(port, payload); // writes, shuts down writing, reads to EOF
+  EXPECT_EQ(got.size(), payload.size());
+  EXPECT_TRUE(got == payload);
+  // the stream is closed on both sides once both directions ended
+  EXPECT_TRUE(eventually([&] { return f.host->stats().streams_open == 0; }));
+  EXPECT_TRUE(eventually([&] { return f.guest_engine->stats().streams_open == 0; }));
+}
+
+TEST(tunnel_engine, many_concurrent_streams) {
+  echo_server echo;
+  pair_fixture f;
+  ASSERT_TRUE(f.wait_up());
+  int lfd = listen_tcp("127.0.0.1", 0);
+  int port = local_port(lfd);
+  f.host->add_stream_listener(lfd, "127.0.0.1:" + std::to_string(echo.port()));
+  std::atomic<int> ok{0};
+  std::vector<std::thread> ts;
+  for (int i = 0; i < 16; ++i)
+    ts.emplace_back([&, i] {
+      auto p = pattern(300000 + i * 1000, static_cast<char>(i));
+      if (echo_through(port, p) == p)
+        ++ok;
+    });
+  for (auto& t : ts)
+    t.join();
+  EXPECT_EQ(ok, 16);
+}
+
+TEST(tunnel_engine, refused_dial_closes_the_client) {
+  pair_fixture f;
+  ASSERT_TRUE(f.wait_up());
+  int dead = listen_tcp("127.0.0.1", 0);
+  int dead_port = local_port(dead);
+  ::close(dead); // nothing listens there now
+  int lfd = listen_tcp("127.0.0.1", 0);
+  int port = local_port(lfd);
+  f.host->add_stream_listener(lfd, "127.0.0.1:" + std::to_string(dead_port));
+  auto got = echo_through(port, "hello");
+  EXPECT_EQ(got, "");
+  EXPECT_TRUE(eventually([&] { return f.host->stats().streams_open == 0; }));
+}
+
+TEST(tunnel_engine, udp_echo_per_client) {
+  udp_echo_server echo;
+  pair_fixture f;
+  ASSERT_TRUE(f.wait_up());
+  int ufd = bind_udp("127.0.0.1", 0);
+  int port = local_port(ufd);
+  f.host->add_udp_listener(ufd, "127.0.0.1:" + std::to_string(echo.port()));
+  EXPECT_EQ(udp_round_trip(port, "ping-1"), "ping-1");
+  EXPECT_EQ(udp_round_trip(port, "ping-2"), "ping-2");
+  EXPECT_EQ(f.host->stats().streams_open, 2u); // two client sockets, two streams
+}
+
+TEST(tunnel_engine, link_loss_resets_streams_and_reconnect_resends_ports) {
+  echo_server echo;
+  pair_fixture f;
+  f.set_ports({{"127.0.0.1", 8080, "tcp"}});
+  ASSERT_TRUE(f.wait_up());
+  ASSERT_TRUE(f.wait_for([&] { return !f.reports.empty(); }));
+  int lfd = listen_tcp("127.0.0.1", 0);
+  int port = local_port(lfd);
+  f.host->add_stream_listener(lfd, "127.0.0.1:" + std::to_string(echo.port()));
+  int c = connect_tcp(port);
+  ASSERT_EQ(write_all(c, "abc"), true);
+  EXPECT_EQ(read_exactly(c, 3), "abc");
+  f.host->detach_link();
+  ASSERT_TRUE(f.wait_for([&] { return f.link_downs >= 1; }));
+  EXPECT_EQ(read_to_eof(c), ""); // the stream was reset
+  ::close(c);
+  f.connect_link();
+  ASSERT_TRUE(f.wait_up(2));
+  ASSERT_TRUE(f.wait_for([&] { return f.reports.size() >= 2; }));
+  {
+    std::lock_guard<std::mutex> g(f.mtx);
+    EXPECT_TRUE(f.reports.back().full);
+    EXPECT_EQ(f.reports.back().listed.size(), 1u);
+  }
+  // the listener survived the link: new connections work again
+  EXPECT_EQ(echo_through(port, "again"), "again");
+}
+
+TEST(tunnel_engine, removing_a_listener_keeps_its_connections) {
+  echo_server echo;
+  pair_fixture f;
+  ASSERT_TRUE(f.wait_up());
+  int lfd = listen_tcp("127.0.0.1", 0);
+  int port = local_port(lfd);
+  auto id = f.host->add_stream_listener(lfd, "127.0.0.1:" + std::to_string(echo.port()));
+  int c = connect_tcp(port);
+  ASSERT_TRUE(write_all(c, "one"));
+  EXPECT_EQ(read_exactly(c, 3), "one");
+  f.host->remove_listener(id);
+  EXPECT_TRUE(eventually([&] { return f.host->stats().listeners == 0; }));
+  EXPECT_LT(connect_tcp(port, false), 0); // the port is released
+  ASSERT_TRUE(write_all(c, "two"));
+  EXPECT_EQ(read_exactly(c, 3), "two");
+  ::close(c);
+}
+
+TEST(tunnel_engine, guest_resynchronises_after_garbage) {
+  // bytes before the magic (a stale virtio-serial buffer) are skipped
+  engine_callbacks gc;
+  gc.scan_ports = [](std::vector<std::string>&) {
+    return std::vector<guest::listener>{{"::", 53, "udp"}};
+  };
+  engine_options go;
+  go.r = role::guest;
+  tunnel_engine g(go, gc);
+  g.start();
+  int sv[2];
+  ASSERT_EQ(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+  g.attach_link(sv[1]);
+  std::string junk = "\x04garbage\x00\x00\x01\x02 more junk";
+  std::string hello = std::string(sync_magic, sizeof sync_magic) +
+                      make_frame(frame_type::hello, 0, encode_hello("test"));
+  ASSERT_TRUE(write_all(sv[0], junk + hello));
+  // the reply: magic, HELLO, then a full PORTS frame
+  std::string in = read_exactly(sv[0], sizeof sync_magic + header_size);
+  ASSERT_EQ(in.substr(0, sizeof sync_magic), std::string(sync_magic, sizeof sync_magic));
+  auto h = decode_header(in.data() + sizeof sync_magic);
+  EXPECT_EQ(h.type, frame_type::hello);
+  read_exactly(sv[0], h.length);
+  auto ph = decode_header(read_exactly(sv[0], header_size).data());
+  EXPECT_EQ(ph.type, frame_type::ports);
+  EXPECT_EQ(ph.flags & flag_full, flag_full);
+  auto r = decode_ports(read_exactly(sv[0], ph.length), true);
+  ASSERT_EQ(r.listed.size(), 1u);
+  EXPECT_EQ(r.listed[0].ip, "::");
+  ::close(sv[0]);
+}
+
+} // namespace
