@@ -3,6 +3,8 @@
 #include "actors/event_log.hpp"
 #include "actors/instance_supervisor.hpp"
 #include "actors/io_thread.hpp"
+#include "actors/port_forward_manager.hpp"
+#include "actors/port_forward_rules.hpp"
 #include "actors/process_identity.hpp"
 #include "actors/ssh_master.hpp"
 #include "actors/vm_process.hpp"
@@ -110,6 +112,18 @@ instance_factory make_instance_factory(caf::actor_system& sys, io_thread& io, st
     make.ssh = [&sys, &io, facts, cfg](caf::local_actor*, const child_context& c) {
       return spawn_ssh_master(sys, io.ctx(), ssh_config_for(c.dir, cfg, *facts));
     };
+    if (!cfg.plain.value_or(false)) {
+      // Plain mode has no guest agent (runtime §8.1), hence no dynamic port forwarding.
+      make.ports = [&sys, cfg](caf::local_actor* sup, const child_context& c) {
+        port_forward_spec ps;
+        ps.instance_dir = c.dir;
+        ps.ga_socket = c.dir + "/ga.sock";
+        ps.rules = effective_rules(cfg, c.ssh_local_port);
+        ps.parent = caf::actor_cast<instance_supervisor_actor>(sup);
+        ps.link.socket_path = ps.ga_socket;
+        return sys.spawn(port_forward_manager, std::move(ps));
+      };
+    }
     return root->spawn(instance_supervisor, std::move(spec), std::move(make), std::move(parent));
   };
 }

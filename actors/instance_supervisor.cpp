@@ -12,7 +12,8 @@ namespace {
 using self_pointer = instance_supervisor_pointer;
 
 // Reverse start order: the ordered shutdown stops children in this order.
-constexpr component stop_order[] = {component::ssh, component::vm, component::event_log};
+constexpr component stop_order[] = {component::ports, component::ssh, component::vm,
+                                    component::event_log};
 
 // -- child slots ------------------------------------------------------------------------------
 
@@ -31,6 +32,7 @@ const restart_params& params_of(const supervision_policy& p, component c,
                ? p.vm_actor
                : p.vm;
     case component::ssh: return p.ssh;
+    case component::ports: return p.ports;
   }
   return p.ssh;
 }
@@ -40,6 +42,7 @@ caf::actor_addr address_of(const instance_supervisor_state& st, component c) {
     case component::event_log: return st.log.address();
     case component::vm: return st.vm.address();
     case component::ssh: return st.ssh.address();
+    case component::ports: return st.ports.address();
   }
   return {};
 }
@@ -53,6 +56,7 @@ supervised_actor as_supervised(const instance_supervisor_state& st, component c)
     case component::event_log: return st.log;
     case component::vm: return st.vm;
     case component::ssh: return st.ssh;
+    case component::ports: return st.ports;
   }
   return {};
 }
@@ -73,6 +77,11 @@ void clear_handle(self_pointer self, component c) {
     case component::event_log: st.log = event_log_actor{}; break;
     case component::vm: st.vm = vm_process_actor{}; break;
     case component::ssh: st.ssh = ssh_master_actor{}; break;
+    case component::ports:
+      st.ports = port_forward_manager_actor{};
+      st.forwards.clear();
+      st.forwarder.clear();
+      break;
   }
   ++record(self, c).generation;
 }
@@ -150,6 +159,7 @@ void child_failed(self_pointer self, component c, caf::error reason);
 void begin_shutdown(self_pointer self, bool quit, caf::error reason);
 void next_shutdown_step(self_pointer self);
 void start_ssh(self_pointer self);
+void start_ports(self_pointer self);
 
 // -- spawning and failing children ------------------------------------------------------------
 
@@ -160,13 +170,16 @@ bool spawn_child(self_pointer self, component c) {
   rec.restart_pending = false;
   rec.failure = caf::error{};
   ++rec.generation;
-  child_context ctx{st.spec.name, st.spec.dir, rec.attempt};
+  child_context ctx{st.spec.name, st.spec.dir, rec.attempt, st.ssh_local_port};
   switch (c) {
     case component::event_log:
       st.log = st.make.event_log ? st.make.event_log(self, ctx) : event_log_actor{};
       break;
     case component::vm: st.vm = st.make.vm ? st.make.vm(self, ctx) : vm_process_actor{}; break;
     case component::ssh: st.ssh = st.make.ssh ? st.make.ssh(self, ctx) : ssh_master_actor{}; break;
+    case component::ports:
+      st.ports = st.make.ports ? st.make.ports(self, ctx) : port_forward_manager_actor{};
+      break;
   }
   auto addr = address_of(st, c);
   if (!addr)
@@ -242,6 +255,7 @@ void start_vm(self_pointer self) {
                   {{"pid", std::to_string(vs.pid)},
                    {"sshLocalPort", std::to_string(vs.ssh_local_port)}});
         start_ssh(self);
+        start_ports(self);
       },
       [=](caf::error& err) {
         if (stale(self, component::vm, gen))
@@ -311,6 +325,16 @@ void start_ssh(self_pointer self) {
       });
 }
 
+/// Port forwarding runs beside the SSH master once the VM runs (only with a `ports` factory).
+void start_ports(self_pointer self) {
+  auto& st = self->state;
+  if (!st.make.ports || alive(st, component::ports))
+    return;
+  if (!spawn_child(self, component::ports))
+    child_failed(self, component::ports,
+                 caf::make_error(ec::io_error, "could not create the port-forward manager"));
+}
+
 // -- supervision decisions --------------------------------------------------------------------
 
 void go_broken(self_pointer self, component c, const caf::error& reason,
@@ -364,6 +388,7 @@ void child_failed(self_pointer self, component c, caf::error reason) {
   ++st.restarts;
   if (c == component::vm) {
     retire(self, component::ssh); // it talks to the old VM
+    retire(self, component::ports);
     st.state = instance_state::starting;
     st.vm_pid = 0;
     st.ssh_local_port = 0;
@@ -401,6 +426,10 @@ void on_restart_timer(self_pointer self, component c, uint64_t gen) {
     case component::ssh:
       if (st.vm)
         start_ssh(self);
+      break;
+    case component::ports:
+      if (st.vm)
+        start_ports(self);
       break;
   }
 }
@@ -569,6 +598,31 @@ void on_down(self_pointer self, caf::down_msg& dm) {
   child_failed(self, *c, std::move(reason));
 }
 
+/// Lima's `portForward` sub-event (a copy of the current status with the field set) and its log
+/// line (hostagent/port.go wording).
+void on_forward_event(self_pointer self, port_forward_event ev) {
+  auto& st = self->state;
+  if (st.shutting_down || !st.ports)
+    return;
+  std::string proto;
+  for (char c : ev.protocol)
+    proto += static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+  if (ev.type == "forwarding")
+    write_log(self, "info", fmt::format("Forwarding {} from {} to {}", proto, ev.guest_addr, ev.host_addr));
+  else if (ev.type == "not-forwarding")
+    write_log(self, "info", fmt::format("Not forwarding {} {}", proto, ev.guest_addr));
+  else if (ev.type == "stopping")
+    write_log(self, "info", fmt::format("Stopping forwarding {} from {} to {}", proto, ev.guest_addr,
+                                        ev.host_addr));
+  else
+    write_log(self, "warning", fmt::format("Failed to forward {} from {} to {}", proto,
+                                           ev.guest_addr, ev.host_addr),
+              {{"error", ev.error}});
+  auto status = current_status(st);
+  status.port_forward = std::move(ev);
+  emit(self, std::move(status));
+}
+
 } // namespace
 
 instance_info make_instance_info(const instance_supervisor_state& st) {
@@ -580,6 +634,8 @@ instance_info make_instance_info(const instance_supervisor_state& st) {
   info.degraded = st.degraded;
   info.errors = st.errors;
   info.restarts = st.restarts;
+  info.forwards = st.forwards;
+  info.forwarder = st.forwarder;
   return info;
 }
 
@@ -656,13 +712,19 @@ instance_supervisor(instance_supervisor_pointer self, instance_spec spec, child_
     [=](atom::fault, const std::string& name,
         const std::string& kind) -> caf::result<atom::ok> {
       auto& st = self->state;
-      component c;
-      if (!parse_component(name, c))
-        return caf::make_error(ec::invalid_argument, "unknown component \"" + name
-                                                       + "\" (want vm, ssh or event-log)");
       if (kind != "crash" && kind != "hang")
         return caf::make_error(ec::invalid_argument,
                                "unknown fault \"" + kind + "\" (want crash or hang)");
+      if (name == "ga" || name.rfind("forwarder:", 0) == 0) {
+        if (!st.ports)
+          return caf::make_error(ec::invalid_state, "port forwarding is not running");
+        return self->delegate(st.ports, atom::fault_v, name, kind);
+      }
+      component c;
+      if (!parse_component(name, c))
+        return caf::make_error(ec::invalid_argument,
+                               "unknown component \"" + name +
+                                 "\" (want vm, ssh, event-log, ports, ga or forwarder:HOSTPORT)");
       if (!alive(st, c))
         return caf::make_error(ec::invalid_state, name + " is not running");
       self->send(as_supervised(st, c), atom::fault_v, kind);
@@ -673,6 +735,11 @@ instance_supervisor(instance_supervisor_pointer self, instance_spec spec, child_
         return;
       self->monitor(listener);
       self->state.listeners.push_back(std::move(listener));
+    },
+    [=](atom::forward, port_forward_event& ev) { on_forward_event(self, std::move(ev)); },
+    [=](atom::forwards, std::vector<forward_info>& xs, std::string& how) {
+      self->state.forwards = std::move(xs);
+      self->state.forwarder = std::move(how);
     },
     [=](atom::restart, component c, uint64_t gen) { on_restart_timer(self, c, gen); },
     [=](atom::timeout, component c, uint64_t gen) { on_shutdown_timeout(self, c, gen); },

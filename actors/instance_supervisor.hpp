@@ -74,6 +74,8 @@ struct supervision_policy {
   /// The SSH master: reconnecting after a lost session is a restart with backoff.
   restart_params ssh{restart_mode::permanent};
   restart_params event_log{restart_mode::permanent};
+  /// The port-forward manager (it restarts its own children; this is for the manager itself).
+  restart_params ports{restart_mode::permanent, std::chrono::milliseconds(100)};
   /// How long the VM process may take to run (process started, QMP up).
   caf::timespan vm_start_timeout = std::chrono::seconds(60);
   /// How long the SSH master may take to connect (the guest is booting; Lima: 10 min per
@@ -113,6 +115,8 @@ struct child_context {
   std::string dir;
   /// 0 for the first incarnation of a run (after `start`), 1, 2, ... for restarts.
   uint32_t attempt = 0;
+  /// The host port forwarded to the guest's sshd (0 until the VM runs).
+  int32_t ssh_local_port = 0;
 };
 
 /// How the instance supervisor creates its children; tests pass factories of doubles. A factory
@@ -122,6 +126,9 @@ struct child_factories {
   std::function<event_log_actor(caf::local_actor* supervisor, const child_context&)> event_log;
   std::function<vm_process_actor(caf::local_actor* supervisor, const child_context&)> vm;
   std::function<ssh_master_actor(caf::local_actor* supervisor, const child_context&)> ssh;
+  /// Optional: without it the instance runs without port forwarding.
+  std::function<port_forward_manager_actor(caf::local_actor* supervisor, const child_context&)>
+    ports;
 };
 
 /// Supervision bookkeeping of one child slot.
@@ -164,7 +171,8 @@ struct instance_supervisor_state {
   event_log_actor log;
   vm_process_actor vm;
   ssh_master_actor ssh;
-  std::array<child_record, 3> records;
+  port_forward_manager_actor ports;
+  std::array<child_record, 4> records;
   /// Children stopped on purpose outside the ordered shutdown (the SSH master when the VM
   /// restarts): their down and exit messages are expected and ignored.
   std::vector<caf::actor_addr> retired;
@@ -179,6 +187,9 @@ struct instance_supervisor_state {
   bool degraded = false;
   std::vector<std::string> errors;
   uint32_t restarts = 0;
+  /// The port-forward manager's latest report.
+  std::vector<forward_info> forwards;
+  std::string forwarder;
 
   // -- events --
   std::vector<event_listener_actor> listeners;

@@ -3,6 +3,7 @@
 #include "config/download_cache.hpp"
 #include "config/fs_util.hpp"
 #include "config/go_format.hpp"
+#include "config/host_info.hpp"
 #include "config/identity.hpp"
 #include "config/names.hpp"
 #include "config/ssh_options.hpp"
@@ -12,6 +13,7 @@
 
 #include <arpa/inet.h>
 #include <cerrno>
+#include <cstdlib>
 #include <ctime>
 #include <fmt/format.h>
 #include <netinet/in.h>
@@ -82,6 +84,14 @@ prepared_instance prepare_instance(const std::string& lima_home, const std::stri
   cp.iid = cidata::make_iid(static_cast<int64_t>(std::time(nullptr)));
   cp.debug = debug;
   cp.host = cidata::host_env::detect();
+  if (!p.plain) {
+    std::string why;
+    cp.guest_agent_binary = find_guest_agent(cfg, why);
+    if (!cp.guest_agent_binary.empty())
+      cp.virtio_port = "io.lima-vm.guest_agent.0";
+    else
+      p.warnings.push_back("port forwarding is not available: " + why);
+  }
   cidata::write_cidata(cp);
   p.iid = cp.iid;
 
@@ -93,6 +103,32 @@ prepared_instance prepare_instance(const std::string& lima_home, const std::stri
   p.command = std::move(cmd.process);
   p.warnings = std::move(cmd.warnings);
   return p;
+}
+
+std::string find_guest_agent(const limayaml::lima_yaml& cfg, std::string& why) {
+  std::string arch = cfg.arch.value_or("");
+  std::string host_arch = host_arch_name();
+  if (!arch.empty() && arch != host_arch) {
+    why = "lima-guestagent is built for " + host_arch + " only, and the guest is " + arch;
+    return {};
+  }
+  std::vector<std::string> candidates;
+  if (const char* env = std::getenv("CALIMA_GUESTAGENT"); env && *env)
+    candidates.push_back(env);
+  char buf[4096];
+  ssize_t n = ::readlink("/proc/self/exe", buf, sizeof buf - 1);
+  if (n > 0) {
+    buf[n] = '\0';
+    auto dir = std::string(buf).substr(0, std::string(buf).rfind('/'));
+    candidates.push_back(dir + "/lima-guestagent");
+    candidates.push_back(dir + "/../share/lima/lima-guestagent.Linux-" + host_arch);
+  }
+  for (auto& c : candidates)
+    if (::access(c.c_str(), R_OK) == 0)
+      return c;
+  why = "lima-guestagent not found (looked for " + (candidates.empty() ? std::string("nothing") : candidates[0]) +
+        (candidates.size() > 1 ? " and " + std::to_string(candidates.size() - 1) + " more" : "") + ")";
+  return {};
 }
 
 } // namespace calima::drivers

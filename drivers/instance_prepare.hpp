@@ -29,6 +29,11 @@ struct prepared_instance {
 
 /// Runs the whole preparation for instance `name` under `lima_home`. Throws std::runtime_error
 /// (a driver_error, download error, cidata error or a config error) naming what failed.
+/// The lima-guestagent binary to ship in cidata: `$CALIMA_GUESTAGENT`, else `lima-guestagent` beside
+/// the running program, else `<prefix>/share/lima/lima-guestagent.Linux-<arch>`. "" with `why` set
+/// when there is none or the guest's arch differs from the host's (it is built for the host).
+std::string find_guest_agent(const limayaml::lima_yaml& cfg, std::string& why);
+
 prepared_instance prepare_instance(const std::string& lima_home, const std::string& name,
                                    bool debug = false);
 

@@ -21,7 +21,10 @@
 ///
 ///     root_supervisor ── instance_supervisor (one per instance) ─┬─ event_log    (started 1st)
 ///                                                                ├─ vm_process   (started 2nd)
-///                                                                └─ ssh_master   (started 3rd)
+///                                                                ├─ ssh_master   (started 3rd)
+///                                                                └─ port_forward_manager (4th)
+///                                                                     ├─ ga_link
+///                                                                     └─ forwarder (one per host listener)
 ///
 /// Children never restart themselves or each other: they fail (quit with a calima error) and
 /// their supervisor, which links and monitors them, decides.
@@ -84,6 +87,54 @@ using ssh_master_actor = caf::typed_actor<
   /// requirements are listed in the reply (instance degraded).
   caf::replies_to<atom::ready>::with<ssh_ready>>::extend_with<supervised_actor>;
 
+// -- port forwarding --------------------------------------------------------------------------
+
+/// The GUEST-AGENT LINK: connects the tunnel engine to the VM's virtio-serial socket
+/// (`$INST/ga.sock`), reconnects when it is lost, pings the agent and fails with ec::unresponsive
+/// when a handshaken link stops answering (its manager restarts it).
+using ga_link_actor = caf::typed_actor<
+  // -- internal --
+  /// Link events from the tunnel engine's thread.
+  caf::reacts_to<atom::link, link_event>,
+  /// Time for a (re)connect attempt.
+  caf::reacts_to<atom::connect, uint64_t>,
+  /// Time for the next ping round.
+  caf::reacts_to<atom::health, uint64_t>>::extend_with<supervised_actor>;
+
+/// A FORWARDER: owns one host listener (TCP, UDP or UNIX socket) and hands it to the tunnel
+/// engine, which accepts and carries the connections. A listener that cannot be bound is reported
+/// to the manager and retried with backoff. When a forwarder ends, its listener closes; the
+/// connections it accepted stay open.
+using forwarder_actor = caf::typed_actor<
+  /// The forward now.
+  caf::replies_to<atom::status>::with<forward_info>,
+  // -- internal --
+  /// Time for a bind attempt.
+  caf::reacts_to<atom::retry, uint64_t>>::extend_with<supervised_actor>;
+
+/// The PORT-FORWARD MANAGER of one running instance (component `ports`): owns the tunnel engine,
+/// supervises the guest-agent link and one forwarder per host listener (one for one: a crashed
+/// forwarder is restarted at once, the others keep running), and applies the portForwards rules
+/// of runtime §7 to the guest agent's port reports.
+using port_forward_manager_actor = caf::typed_actor<
+  /// A port report of the guest agent (from the engine thread).
+  caf::reacts_to<atom::ports, guest_port_report>,
+  /// From the guest-agent link: it went up (`true`, the agent's name) or down (`false`, why).
+  caf::reacts_to<atom::link, bool, std::string>,
+  /// From the engine's thread: a link event, passed on to the guest-agent link actor.
+  caf::reacts_to<atom::link, link_event>,
+  /// A forwarder's state changed (bound, or binding failed); `std::string` is its key.
+  caf::reacts_to<atom::forward, std::string, forward_info>,
+  /// Fault injection for `ga` and `forwarder:HOSTPORT` (ec::invalid_argument when unknown).
+  caf::replies_to<atom::fault, std::string, std::string>::with<atom::ok>,
+  /// The active forwards.
+  caf::replies_to<atom::status>::with<std::vector<forward_info>>,
+  // -- internal --
+  /// Restart the forwarder of key `std::string` (generation `uint64_t`) or, for key "ga", the link.
+  caf::reacts_to<atom::restart, std::string, uint64_t>,
+  /// Time to health-check the children.
+  caf::reacts_to<atom::health, uint64_t>>::extend_with<supervised_actor>;
+
 // -- supervisors ------------------------------------------------------------------------------
 
 /// The INSTANCE SUPERVISOR of one instance: owns its lifecycle state and its children, and the
@@ -102,6 +153,10 @@ using instance_supervisor_actor = caf::typed_actor<
   caf::replies_to<atom::fault, std::string, std::string>::with<atom::ok>,
   /// Adds a listener that receives every later event of this instance (until it terminates).
   caf::reacts_to<atom::subscribe, event_listener_actor>,
+  /// From the port-forward manager: a forward event to emit (Lima's `portForward` sub-event).
+  caf::reacts_to<atom::forward, port_forward_event>,
+  /// From the port-forward manager: the forwards now, and how they are carried.
+  caf::reacts_to<atom::forwards, std::vector<forward_info>, std::string>,
   // -- internal: timers the supervisor sends itself (stale ones carry an old generation) --
   /// Restart `component` now (the backoff delay has passed).
   caf::reacts_to<atom::restart, component, uint64_t>,
@@ -147,6 +202,11 @@ inline void register_message_types(caf::actor_system_config& cfg) {
   cfg.add_message_type<ssh_ready>("calima::ssh_ready");
   cfg.add_message_type<log_line>("calima::log_line");
   cfg.add_message_type<component>("calima::component");
+  cfg.add_message_type<guest_port_report>("calima::guest_port_report");
+  cfg.add_message_type<forward_info>("calima::forward_info");
+  cfg.add_message_type<std::vector<forward_info>>("std::vector<calima::forward_info>");
+  cfg.add_message_type<link_event>("calima::link_event");
+  cfg.add_message_type<port_forward_event>("calima::port_forward_event");
   cfg.add_error_category(error_category, [](uint8_t code, caf::atom_value,
                                             const caf::message& ctx) -> std::string {
     std::string out = "calima::";

@@ -51,4 +51,12 @@ CALIMA_ADD_ATOM(restart, "restart")
 CALIMA_ADD_ATOM(timeout, "timeout")
 CALIMA_ADD_ATOM(health, "health")
 
+// -- port forwarding --------------------------------------------------------------------------
+
+CALIMA_ADD_ATOM(ports, "ports")
+CALIMA_ADD_ATOM(link, "link")
+CALIMA_ADD_ATOM(forward, "forward")
+CALIMA_ADD_ATOM(forwards, "forwards")
+CALIMA_ADD_ATOM(retry, "retry")
+
 } // namespace calima::atom

@@ -41,9 +41,11 @@ enum class component : uint8_t {
   event_log,
   vm,
   ssh,
+  ports, ///< the port-forward manager (with the guest-agent link and the forwarders)
 };
 
-inline constexpr component all_components[] = {component::event_log, component::vm, component::ssh};
+inline constexpr component all_components[] = {component::event_log, component::vm, component::ssh,
+                                               component::ports};
 
 /// `event-log`, `vm`, `ssh`: the names of events, logs and `limactl debug fault`.
 inline const char* to_string(component x) {
@@ -51,6 +53,7 @@ inline const char* to_string(component x) {
     case component::event_log: return "event-log";
     case component::vm: return "vm";
     case component::ssh: return "ssh";
+    case component::ports: return "ports";
   }
   return "unknown";
 }
@@ -63,6 +66,61 @@ inline bool parse_component(std::string_view name, component& out) {
       return true;
     }
   return false;
+}
+
+// -- port forwarding --------------------------------------------------------------------------
+
+/// A listening socket in the guest, as the guest agent reports it.
+struct guest_port {
+  std::string proto; ///< "tcp" | "udp"
+  std::string ip;    ///< "0.0.0.0", "::", "127.0.0.1", ...
+  int32_t port = 0;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, guest_port& x) {
+  return f(caf::meta::type_name("guest_port"), x.proto, x.ip, x.port);
+}
+
+/// One port report of the guest agent: a full list (after every link handshake) or a change.
+struct guest_port_report {
+  bool full = false;
+  std::vector<guest_port> added; ///< full: the whole list
+  std::vector<guest_port> removed;
+  std::vector<std::string> errors;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, guest_port_report& x) {
+  return f(caf::meta::type_name("guest_port_report"), x.full, x.added, x.removed, x.errors);
+}
+
+/// One forward as `limactl list --json` and `limactl info` show it.
+struct forward_info {
+  std::string proto;      ///< "tcp" | "udp"
+  std::string guest_addr; ///< "ip:port" as the guest reported it
+  std::string host_addr;  ///< "ip:port", or a UNIX socket path
+  std::string state;      ///< "forwarding" | "retrying" (the host address cannot be bound yet)
+  std::string error;      ///< the last bind error while retrying
+  uint32_t restarts = 0;  ///< restarts of its forwarder actor
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, forward_info& x) {
+  return f(caf::meta::type_name("forward_info"), x.proto, x.guest_addr, x.host_addr, x.state,
+           x.error, x.restarts);
+}
+
+/// What the guest-agent link's data plane reports (from the tunnel engine's thread).
+struct link_event {
+  enum kind_t : uint8_t { up, down, pong } kind = up;
+  std::string text; ///< up: the agent's name; down: the reason
+  uint64_t token = 0;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, link_event& x) {
+  return f(caf::meta::type_name("link_event"), x.kind, x.text, x.token);
 }
 
 /// What a supervisor reports about one instance (`status`, `list`).
@@ -79,12 +137,16 @@ struct instance_info {
   std::vector<std::string> errors;
   /// Restarts of children since the last start.
   uint32_t restarts = 0;
+  /// The port forwards of the running instance (`limactl list --json`, `info`).
+  std::vector<forward_info> forwards;
+  /// How forwards are carried: "guest agent", or why not (e.g. "guest agent not connected").
+  std::string forwarder;
 };
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, instance_info& x) {
   return f(caf::meta::type_name("instance_info"), x.name, x.state, x.ssh_local_port, x.vm_pid,
-           x.degraded, x.errors, x.restarts);
+           x.degraded, x.errors, x.restarts, x.forwards, x.forwarder);
 }
 
 // -- VM process -------------------------------------------------------------------------------

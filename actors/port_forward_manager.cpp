@@ -1,0 +1,378 @@
+#include "actors/port_forward_manager.hpp"
+
+#include "actors/port_forward_rules.hpp"
+#include "guest/tunnel_engine.hpp"
+#include "guest/tunnel_protocol.hpp"
+
+#include <caf/all.hpp>
+#include <fmt/format.h>
+
+#include <algorithm>
+
+namespace calima::actors {
+
+namespace {
+
+using self_pointer = port_forward_manager_pointer;
+
+void tell_parent(self_pointer self, port_forward_event ev) {
+  if (self->state.spec.parent)
+    self->send(self->state.spec.parent, atom::forward_v, std::move(ev));
+}
+
+std::string forwarder_text(const port_forward_manager_state& st) {
+  if (st.link_up)
+    return "guest agent (" + st.agent + ")";
+  return "guest agent not connected" + (st.agent.empty() ? std::string{} : ": " + st.agent);
+}
+
+void push_forwards(self_pointer self) {
+  auto& st = self->state;
+  if (!st.spec.parent)
+    return;
+  std::vector<forward_info> xs;
+  for (auto& [key, e] : st.forwards)
+    xs.push_back(e.info);
+  self->send(st.spec.parent, atom::forwards_v, std::move(xs), forwarder_text(st));
+}
+
+// -- children ---------------------------------------------------------------------------------
+
+void watch(self_pointer self, const caf::actor_addr& a) {
+  self->monitor(a);
+  self->state.live->insert(a);
+}
+
+void spawn_link(self_pointer self) {
+  auto& st = self->state;
+  st.link = self->spawn(ga_link, st.spec.link, st.engine,
+                        caf::actor_cast<port_forward_manager_actor>(self));
+  watch(self, st.link.address());
+}
+
+void spawn_forwarder(self_pointer self, forward_entry& e) {
+  e.spec.restarts = e.info.restarts;
+  e.actor = self->spawn(forwarder, e.spec, self->state.engine,
+                        caf::actor_cast<port_forward_manager_actor>(self));
+  ++e.gen;
+  watch(self, e.actor.address());
+}
+
+void retire(self_pointer self, const caf::actor_addr& a) {
+  if (!a)
+    return;
+  self->state.retired.insert(a);
+  self->send_exit(a, caf::exit_reason::user_shutdown);
+}
+
+// -- rules ------------------------------------------------------------------------------------
+
+void add_guest_port(self_pointer self, const guest_port& p) {
+  auto& st = self->state;
+  auto id = guest_port_id(p);
+  if (st.guest.count(id) != 0)
+    return;
+  auto d = decide(st.spec.rules, guest_listener{p.ip, p.port, p.proto});
+  auto guest_addr = tunnel::join_host_port(p.ip, p.port);
+  if (d.k != forward_decision::forward) {
+    st.guest[id] = "";
+    st.guest_ports[id] = p;
+    tell_parent(self, {"not-forwarding", p.proto, guest_addr, "", ""});
+    return;
+  }
+  forwarder_spec fs;
+  fs.proto = p.proto;
+  fs.guest_addr = guest_addr;
+  if (!d.host_socket.empty()) {
+    if (p.proto != "tcp") {
+      st.guest[id] = "";
+      st.guest_ports[id] = p;
+      tell_parent(self, {"not-forwarding", p.proto, guest_addr, "",
+                         "hostSocket forwards carry TCP only"});
+      return;
+    }
+    fs.host_socket = d.host_socket.front() == '/' ? d.host_socket
+                                                  : st.spec.instance_dir + "/sock/" + d.host_socket;
+  } else {
+    fs.host_ip = d.host_ip.empty() ? "127.0.0.1" : d.host_ip;
+    fs.host_port = d.host_port;
+  }
+  fs.key = p.proto + "-" +
+           (fs.host_socket.empty() ? tunnel::join_host_port(fs.host_ip, fs.host_port) : fs.host_socket);
+  st.guest[id] = fs.key;
+  st.guest_ports[id] = p;
+  auto [it, fresh] = st.forwards.try_emplace(fs.key);
+  it->second.sources.insert(id);
+  if (!fresh)
+    return; // a dual-stack twin (0.0.0.0:P and [::]:P): one host listener serves both
+  auto& e = it->second;
+  e.spec = fs;
+  e.info.proto = fs.proto;
+  e.info.guest_addr = fs.guest_addr;
+  e.info.host_addr = fs.host_socket.empty() ? tunnel::join_host_port(fs.host_ip, fs.host_port)
+                                            : fs.host_socket;
+  e.info.state = "binding";
+  spawn_forwarder(self, e);
+}
+
+void remove_guest_port(self_pointer self, const std::string& id) {
+  auto& st = self->state;
+  auto g = st.guest.find(id);
+  if (g == st.guest.end())
+    return;
+  auto key = g->second;
+  st.guest.erase(g);
+  st.guest_ports.erase(id);
+  if (key.empty())
+    return;
+  auto it = st.forwards.find(key);
+  if (it == st.forwards.end())
+    return;
+  auto& e = it->second;
+  e.sources.erase(id);
+  if (!e.sources.empty())
+    return;
+  tell_parent(self, {"stopping", e.info.proto, e.info.guest_addr, e.info.host_addr, ""});
+  retire(self, e.actor.address());
+  st.forwards.erase(it);
+}
+
+void on_ports(self_pointer self, const guest_port_report& r) {
+  auto& st = self->state;
+  std::vector<std::string> removed;
+  if (r.full) {
+    std::set<std::string> now;
+    for (auto& p : r.added)
+      now.insert(guest_port_id(p));
+    for (auto& [id, key] : st.guest)
+      if (now.count(id) == 0)
+        removed.push_back(id);
+  } else {
+    for (auto& p : r.removed)
+      removed.push_back(guest_port_id(p));
+  }
+  for (auto& id : removed)
+    remove_guest_port(self, id);
+  for (auto& p : r.added)
+    add_guest_port(self, p);
+  push_forwards(self);
+}
+
+// -- supervision ------------------------------------------------------------------------------
+
+void on_down(self_pointer self, const caf::down_msg& dm) {
+  auto& st = self->state;
+  st.live->erase(dm.source);
+  if (st.retired.erase(dm.source) != 0)
+    return;
+  auto now = self->clock().now();
+  if (dm.source == st.link.address()) {
+    st.link = ga_link_actor{};
+    bool was_up = st.link_up;
+    st.link_up = false;
+    st.agent = caf::to_string(dm.reason);
+    auto d = decide(st.link_restarts, now, st.spec.link_restart, true);
+    if (d.kind != restart_decision::restart) {
+      self->quit(caf::make_error(ec::restart_intensity,
+                                 "guest-agent link: restart intensity exceeded (" +
+                                   describe_intensity(st.spec.link_restart) + ")"));
+      return;
+    }
+    record_restart(st.link_restarts, now, st.spec.link_restart);
+    if (was_up)
+      push_forwards(self);
+    self->delayed_send(self, d.delay, atom::restart_v, std::string("ga"), ++st.link_gen);
+    return;
+  }
+  for (auto& [key, e] : st.forwards) {
+    if (e.actor.address() != dm.source)
+      continue;
+    e.actor = forwarder_actor{};
+    ++e.gen;
+    auto d = decide(e.restarts, now, st.spec.forwarder_restart, true);
+    if (d.kind != restart_decision::restart) {
+      auto why = fmt::format("forwarder restart intensity exceeded ({}); last failure: {}",
+                             describe_intensity(st.spec.forwarder_restart),
+                             caf::to_string(dm.reason));
+      tell_parent(self, {"failed", e.info.proto, e.info.guest_addr, e.info.host_addr, why});
+      for (auto& src : e.sources)
+        st.guest[src] = ""; // not forwarded until the guest reports the port again
+      st.forwards.erase(key);
+      push_forwards(self);
+      return;
+    }
+    record_restart(e.restarts, now, st.spec.forwarder_restart);
+    ++e.info.restarts;
+    e.info.state = "restarting";
+    self->delayed_send(self, d.delay, atom::restart_v, key, e.gen);
+    push_forwards(self);
+    return;
+  }
+}
+
+void on_restart(self_pointer self, const std::string& key, uint64_t gen) {
+  auto& st = self->state;
+  if (key == "ga") {
+    if (gen == st.link_gen && !st.link)
+      spawn_link(self);
+    return;
+  }
+  auto it = st.forwards.find(key);
+  if (it == st.forwards.end() || it->second.gen != gen || it->second.actor)
+    return;
+  spawn_forwarder(self, it->second);
+}
+
+void health_round(self_pointer self, uint64_t gen) {
+  auto& st = self->state;
+  if (gen != st.health_gen || st.hung)
+    return;
+  auto check = [&](const caf::actor_addr& a, auto hdl) {
+    if (!hdl)
+      return;
+    self->request(hdl, st.spec.health_timeout, atom::ping_v)
+      .then([](atom::pong) {},
+            [=](caf::error& err) {
+              if (err == caf::sec::request_timeout)
+                self->send_exit(a, caf::make_error(ec::unresponsive,
+                                                   "did not answer a health check"));
+            });
+  };
+  check(st.link.address(), st.link);
+  for (auto& [key, e] : st.forwards)
+    check(e.actor.address(), e.actor);
+  self->delayed_send(self, st.spec.health_interval, atom::health_v, gen);
+}
+
+guest_port_report convert(const tunnel::port_report& r) {
+  guest_port_report out;
+  out.full = r.full;
+  for (auto& l : r.listed)
+    out.added.push_back({l.proto, l.ip, l.port});
+  for (auto& l : r.removed)
+    out.removed.push_back({l.proto, l.ip, l.port});
+  out.errors = r.errors;
+  return out;
+}
+
+std::shared_ptr<tunnel::tunnel_engine> make_engine(self_pointer self) {
+  // The callbacks run on the engine's thread; they hold the manager weakly (the manager owns the
+  // engine) and post messages to it.
+  auto weak = caf::actor_cast<caf::actor_addr>(self);
+  auto post = [weak](auto... xs) {
+    if (auto strong = caf::actor_cast<caf::strong_actor_ptr>(weak))
+      caf::anon_send(caf::actor_cast<port_forward_manager_actor>(strong), xs...);
+  };
+  tunnel::engine_callbacks cbs;
+  cbs.on_ports = [post](const tunnel::port_report& r) { post(atom::ports_v, convert(r)); };
+  cbs.on_link_up = [post](uint16_t v, const std::string& peer) {
+    post(atom::link_v, link_event{link_event::up, peer + ", protocol " + std::to_string(v), 0});
+  };
+  cbs.on_link_down = [post](const std::string& why) {
+    post(atom::link_v, link_event{link_event::down, why, 0});
+  };
+  cbs.on_pong = [post](uint64_t token) { post(atom::link_v, link_event{link_event::pong, "", token}); };
+  tunnel::engine_options opts;
+  opts.peer_name = "calima-supervisor";
+  auto e = std::make_shared<tunnel::tunnel_engine>(opts, std::move(cbs));
+  e->start();
+  return e;
+}
+
+} // namespace
+
+std::string guest_port_id(const guest_port& p) {
+  return p.proto + " " + p.ip + " " + std::to_string(p.port);
+}
+
+port_forward_manager_actor::behavior_type
+port_forward_manager(port_forward_manager_pointer self, port_forward_spec spec) {
+  auto& st = self->state;
+  st.spec = std::move(spec);
+  st.engine = make_engine(self);
+  self->attach_functor([live = st.live](const caf::error&) {
+    for (auto& addr : *live)
+      if (auto hdl = caf::actor_cast<caf::strong_actor_ptr>(addr))
+        caf::anon_send_exit(hdl, caf::exit_reason::kill);
+  });
+  self->set_down_handler([=](caf::down_msg& dm) { on_down(self, dm); });
+  spawn_link(self);
+  if (st.spec.health_interval.count() > 0)
+    self->delayed_send(self, st.spec.health_interval, atom::health_v, ++st.health_gen);
+  push_forwards(self);
+  return {
+    [=](atom::ports, guest_port_report& r) {
+      if (!self->state.hung)
+        on_ports(self, r);
+    },
+    [=](atom::link, link_event& ev) {
+      if (self->state.link)
+        self->send(self->state.link, atom::link_v, std::move(ev));
+    },
+    [=](atom::link, bool up, std::string& text) {
+      auto& st = self->state;
+      st.link_up = up;
+      st.agent = std::move(text);
+      push_forwards(self);
+    },
+    [=](atom::forward, const std::string& key, forward_info& info) {
+      auto& st = self->state;
+      auto it = st.forwards.find(key);
+      if (it == st.forwards.end())
+        return;
+      auto& e = it->second;
+      auto restarts = e.info.restarts;
+      e.info = std::move(info);
+      e.info.restarts = restarts;
+      if (e.info.state == "forwarding")
+        tell_parent(self, {"forwarding", e.info.proto, e.info.guest_addr, e.info.host_addr, ""});
+      else
+        tell_parent(self, {"failed", e.info.proto, e.info.guest_addr, e.info.host_addr,
+                           e.info.error + " (retrying)"});
+      push_forwards(self);
+    },
+    [=](atom::fault, const std::string& target, const std::string& kind) -> caf::result<atom::ok> {
+      auto& st = self->state;
+      if (target == "ga") {
+        if (!st.link)
+          return caf::make_error(ec::invalid_state, "ga is not running");
+        self->send(st.link, atom::fault_v, kind);
+        return atom::ok_v;
+      }
+      if (target.rfind("forwarder:", 0) == 0) {
+        auto which = target.substr(10);
+        for (auto& [key, e] : st.forwards) {
+          bool match = e.spec.host_socket.empty() ? std::to_string(e.spec.host_port) == which
+                                                  : e.spec.host_socket == which;
+          if (!match || !e.actor)
+            continue;
+          self->send(e.actor, atom::fault_v, kind);
+          return atom::ok_v;
+        }
+        return caf::make_error(ec::invalid_argument, "no forwarder for host port " + which);
+      }
+      return caf::make_error(ec::invalid_argument, "unknown target \"" + target + "\"");
+    },
+    [=](atom::status) {
+      std::vector<forward_info> xs;
+      for (auto& [key, e] : self->state.forwards)
+        xs.push_back(e.info);
+      return xs;
+    },
+    [=](atom::restart, const std::string& key, uint64_t gen) { on_restart(self, key, gen); },
+    [=](atom::health, uint64_t gen) { health_round(self, gen); },
+    [=](atom::ping) -> caf::result<atom::pong> {
+      if (self->state.hung)
+        return self->make_response_promise<atom::pong>(); // never delivered
+      return atom::pong_v;
+    },
+    [=](atom::fault, const std::string& kind) {
+      if (kind == "crash")
+        self->quit(caf::make_error(ec::injected_fault, "injected crash"));
+      else if (kind == "hang")
+        self->state.hung = true;
+    },
+  };
+}
+
+} // namespace calima::actors

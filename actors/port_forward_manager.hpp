@@ -1,0 +1,95 @@
+#pragma once
+
+#include "actors/forwarder.hpp"
+#include "actors/ga_link.hpp"
+#include "actors/restart_policy.hpp"
+#include "config/lima_yaml.hpp"
+#include "messages/actors.hpp"
+
+#include <caf/stateful_actor.hpp>
+#include <caf/typed_event_based_actor.hpp>
+
+#include <map>
+#include <memory>
+#include <set>
+#include <string>
+#include <vector>
+
+namespace calima::tunnel {
+class tunnel_engine;
+} // namespace calima::tunnel
+
+/// The PORT-FORWARD MANAGER of one running instance (the instance supervisor's `ports` child).
+///
+/// It owns the instance's tunnel engine (the data plane, one thread) and supervises, one for one:
+///   - the guest-agent link (restart after 100 ms, doubling up to 10 s; 30 restarts a minute at
+///     most, then the manager fails and the instance supervisor restarts it);
+///   - one forwarder per host listener (restart after 10 ms, ×4 up to 5 s; 20 a minute at most,
+///     then that forward is dropped with a `failed` event until the guest reports the port again).
+///
+/// Each guest port report (a full list after every link handshake, then changes) is matched
+/// against the effective rules of runtime §7.2–7.3 (port_forward_rules.hpp): a listener to
+/// forward gets a forwarder keyed by `<proto>-<host address>` (dual-stack guest listeners `0.0.0.0:P`
+/// and `[::]:P` share one); a removed one stops it, which closes the host listener at once while
+/// its connections live on. Every change is told to the instance supervisor as a Lima
+/// `portForward` event (forwarding, not-forwarding, stopping, failed) and as the forward list.
+/// Children are monitored, not linked; if the manager ends, an attached functor kills them.
+namespace calima::actors {
+
+struct port_forward_spec {
+  std::string instance_dir;
+  std::string ga_socket; ///< `$INST/ga.sock`
+  /// The effective rule list (effective_rules()); hostSocket paths still as written.
+  std::vector<limayaml::port_forward> rules;
+  /// Receives events and the forward list; may be invalid (tests).
+  instance_supervisor_actor parent;
+  ga_link_spec link;
+  restart_params link_restart{restart_mode::permanent, std::chrono::milliseconds(100), 2.0,
+                              std::chrono::seconds(10), 30, std::chrono::seconds(60)};
+  restart_params forwarder_restart{restart_mode::permanent, std::chrono::milliseconds(10), 4.0,
+                                   std::chrono::seconds(5), 20, std::chrono::seconds(60)};
+  caf::timespan health_interval = std::chrono::seconds(5);
+  caf::timespan health_timeout = std::chrono::seconds(3);
+};
+
+struct forward_entry {
+  forwarder_spec spec;
+  forwarder_actor actor;          ///< invalid while a restart is pending
+  std::set<std::string> sources;  ///< guest listeners mapped here ("tcp 0.0.0.0 80")
+  forward_info info;
+  restart_history restarts;
+  uint64_t gen = 0;
+};
+
+struct port_forward_manager_state {
+  port_forward_spec spec;
+  std::shared_ptr<tunnel::tunnel_engine> engine;
+  ga_link_actor link;
+  restart_history link_restarts;
+  uint64_t link_gen = 0;
+  bool link_up = false;
+  std::string agent; ///< the agent's HELLO text while up, else why not
+  std::map<std::string, forward_entry> forwards;
+  /// Every guest listener reported → the key of its forward ("" = not forwarded).
+  std::map<std::string, std::string> guest;
+  std::map<std::string, guest_port> guest_ports;
+  /// Children stopped on purpose: their DOWN is expected.
+  std::set<caf::actor_addr> retired;
+  /// Running children, shared with the functor that kills them if the manager ends.
+  std::shared_ptr<std::set<caf::actor_addr>> live = std::make_shared<std::set<caf::actor_addr>>();
+  uint64_t health_gen = 0;
+  bool hung = false;
+
+  static inline const char* name = "port-forward-manager";
+};
+
+using port_forward_manager_pointer
+  = port_forward_manager_actor::stateful_pointer<port_forward_manager_state>;
+
+port_forward_manager_actor::behavior_type
+port_forward_manager(port_forward_manager_pointer self, port_forward_spec spec);
+
+/// "tcp 127.0.0.1 8080": the identity of a guest listener.
+std::string guest_port_id(const guest_port& p);
+
+} // namespace calima::actors
