@@ -1,6 +1,6 @@
 #include "actors/forwarder.hpp"
 
-#include "guest/tunnel_engine.hpp"
+#include "config/go_format.hpp"
 #include "guest/tunnel_protocol.hpp"
 
 #include <caf/all.hpp>
@@ -89,7 +89,7 @@ int bind_host_listener(const forwarder_spec& spec, std::string& error) {
     int rc = ::bind(fd, reinterpret_cast<sockaddr*>(&sa), sizeof sa);
     umask(old);
     if (rc != 0 || ::listen(fd, 1024) != 0) {
-      error = "listen unix " + spec.host_socket + ": " + std::strerror(errno);
+      error = "listen unix " + spec.host_socket + ": " + go_errno_text(errno);
       ::close(fd);
       return -1;
     }
@@ -115,18 +115,18 @@ int bind_host_listener(const forwarder_spec& spec, std::string& error) {
               tunnel::join_host_port(spec.host_ip, spec.host_port);
   int fd = ::socket(ss.ss_family, (udp ? SOCK_DGRAM : SOCK_STREAM) | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   if (fd < 0) {
-    error = what + ": socket: " + std::strerror(errno);
+    error = what + ": socket: " + go_errno_text(errno);
     return -1;
   }
   int one = 1;
   setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
   if (::bind(fd, reinterpret_cast<sockaddr*>(&ss), len) != 0) {
-    error = what + ": bind: " + std::strerror(errno);
+    error = what + ": bind: " + go_errno_text(errno);
     ::close(fd);
     return -1;
   }
   if (!udp && ::listen(fd, 1024) != 0) {
-    error = what + ": listen: " + std::strerror(errno);
+    error = what + ": listen: " + go_errno_text(errno);
     ::close(fd);
     return -1;
   }
@@ -134,7 +134,7 @@ int bind_host_listener(const forwarder_spec& spec, std::string& error) {
 }
 
 forwarder_actor::behavior_type forwarder(forwarder_pointer self, forwarder_spec spec,
-                                         std::shared_ptr<tunnel::tunnel_engine> engine,
+                                         std::shared_ptr<forward_plane> engine,
                                          port_forward_manager_actor manager) {
   auto& st = self->state;
   st.spec = std::move(spec);

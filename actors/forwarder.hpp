@@ -1,5 +1,6 @@
 #pragma once
 
+#include "actors/forward_plane.hpp"
 #include "messages/actors.hpp"
 
 #include <caf/stateful_actor.hpp>
@@ -8,10 +9,6 @@
 #include <cstdint>
 #include <memory>
 #include <string>
-
-namespace calima::tunnel {
-class tunnel_engine;
-} // namespace calima::tunnel
 
 /// The FORWARDER actor: one per host listener (runtime §7.7). It binds the host address, hands the
 /// listening socket to the instance's tunnel engine (which accepts and carries the connections on
@@ -38,7 +35,7 @@ struct forwarder_spec {
 
 struct forwarder_state {
   forwarder_spec spec;
-  std::shared_ptr<tunnel::tunnel_engine> engine;
+  std::shared_ptr<forward_plane> engine;
   port_forward_manager_actor manager;
   /// The engine's listener id (0 while not bound), shared with the cleanup that closes it (the
   /// state is gone by the time attached functors run).
@@ -57,7 +54,7 @@ using forwarder_pointer = forwarder_actor::stateful_pointer<forwarder_state>;
 caf::timespan forwarder_retry_delay(uint64_t attempt);
 
 forwarder_actor::behavior_type forwarder(forwarder_pointer self, forwarder_spec spec,
-                                         std::shared_ptr<tunnel::tunnel_engine> engine,
+                                         std::shared_ptr<forward_plane> engine,
                                          port_forward_manager_actor manager);
 
 /// Binds `spec`'s host address: a listening TCP/UNIX socket or a bound UDP socket (non-blocking,

@@ -1,6 +1,5 @@
 #include "actors/ga_link.hpp"
 
-#include "guest/tunnel_engine.hpp"
 
 #include <caf/all.hpp>
 
@@ -66,7 +65,7 @@ void ping_round(ga_link_pointer self, uint64_t gen) {
 } // namespace
 
 ga_link_actor::behavior_type ga_link(ga_link_pointer self, ga_link_spec spec,
-                                     std::shared_ptr<tunnel::tunnel_engine> engine,
+                                     std::shared_ptr<forward_plane> engine,
                                      port_forward_manager_actor manager) {
   auto& st = self->state;
   st.spec = std::move(spec);

@@ -1,5 +1,6 @@
 #pragma once
 
+#include "actors/forward_plane.hpp"
 #include "messages/actors.hpp"
 
 #include <caf/stateful_actor.hpp>
@@ -9,10 +10,6 @@
 #include <cstdint>
 #include <memory>
 #include <string>
-
-namespace calima::tunnel {
-class tunnel_engine;
-} // namespace calima::tunnel
 
 /// The GUEST-AGENT LINK actor: attaches the VM's guest-agent socket (`$INST/ga.sock`, QEMU's end of
 /// the virtio-serial port) to the instance's tunnel engine. Lifecycle:
@@ -38,7 +35,7 @@ struct ga_link_spec {
 struct ga_link_state {
   enum class phase { connecting, handshaking, up };
   ga_link_spec spec;
-  std::shared_ptr<tunnel::tunnel_engine> engine;
+  std::shared_ptr<forward_plane> engine;
   port_forward_manager_actor manager;
   phase ph = phase::connecting;
   uint64_t connect_gen = 0;
@@ -54,7 +51,7 @@ struct ga_link_state {
 using ga_link_pointer = ga_link_actor::stateful_pointer<ga_link_state>;
 
 ga_link_actor::behavior_type ga_link(ga_link_pointer self, ga_link_spec spec,
-                                     std::shared_ptr<tunnel::tunnel_engine> engine,
+                                     std::shared_ptr<forward_plane> engine,
                                      port_forward_manager_actor manager);
 
 } // namespace calima::actors

@@ -1,7 +1,6 @@
 #include "actors/port_forward_manager.hpp"
 
 #include "actors/port_forward_rules.hpp"
-#include "guest/tunnel_engine.hpp"
 #include "guest/tunnel_protocol.hpp"
 
 #include <caf/all.hpp>
@@ -244,39 +243,19 @@ void health_round(self_pointer self, uint64_t gen) {
   self->delayed_send(self, st.spec.health_interval, atom::health_v, gen);
 }
 
-guest_port_report convert(const tunnel::port_report& r) {
-  guest_port_report out;
-  out.full = r.full;
-  for (auto& l : r.listed)
-    out.added.push_back({l.proto, l.ip, l.port});
-  for (auto& l : r.removed)
-    out.removed.push_back({l.proto, l.ip, l.port});
-  out.errors = r.errors;
-  return out;
-}
-
-std::shared_ptr<tunnel::tunnel_engine> make_engine(self_pointer self) {
-  // The callbacks run on the engine's thread; they hold the manager weakly (the manager owns the
-  // engine) and post messages to it.
+std::shared_ptr<forward_plane> make_plane(self_pointer self) {
+  // The callbacks run on the plane's thread; they hold the manager weakly (the manager owns the
+  // plane) and post messages to it.
   auto weak = caf::actor_cast<caf::actor_addr>(self);
   auto post = [weak](auto... xs) {
     if (auto strong = caf::actor_cast<caf::strong_actor_ptr>(weak))
       caf::anon_send(caf::actor_cast<port_forward_manager_actor>(strong), xs...);
   };
-  tunnel::engine_callbacks cbs;
-  cbs.on_ports = [post](const tunnel::port_report& r) { post(atom::ports_v, convert(r)); };
-  cbs.on_link_up = [post](uint16_t v, const std::string& peer) {
-    post(atom::link_v, link_event{link_event::up, peer + ", protocol " + std::to_string(v), 0});
-  };
-  cbs.on_link_down = [post](const std::string& why) {
-    post(atom::link_v, link_event{link_event::down, why, 0});
-  };
-  cbs.on_pong = [post](uint64_t token) { post(atom::link_v, link_event{link_event::pong, "", token}); };
-  tunnel::engine_options opts;
-  opts.peer_name = "calima-supervisor";
-  auto e = std::make_shared<tunnel::tunnel_engine>(opts, std::move(cbs));
-  e->start();
-  return e;
+  forward_plane_callbacks cbs;
+  cbs.on_ports = [post](guest_port_report r) { post(atom::ports_v, std::move(r)); };
+  cbs.on_link = [post](link_event ev) { post(atom::link_v, std::move(ev)); };
+  auto& factory = self->state.spec.make_plane;
+  return factory ? factory(std::move(cbs)) : make_tunnel_plane(std::move(cbs));
 }
 
 } // namespace
@@ -289,7 +268,7 @@ port_forward_manager_actor::behavior_type
 port_forward_manager(port_forward_manager_pointer self, port_forward_spec spec) {
   auto& st = self->state;
   st.spec = std::move(spec);
-  st.engine = make_engine(self);
+  st.engine = make_plane(self);
   self->attach_functor([live = st.live](const caf::error&) {
     for (auto& addr : *live)
       if (auto hdl = caf::actor_cast<caf::strong_actor_ptr>(addr))

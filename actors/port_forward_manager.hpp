@@ -4,6 +4,7 @@
 #include "actors/ga_link.hpp"
 #include "actors/restart_policy.hpp"
 #include "config/lima_yaml.hpp"
+#include "actors/forward_plane.hpp"
 #include "messages/actors.hpp"
 
 #include <caf/stateful_actor.hpp>
@@ -14,10 +15,6 @@
 #include <set>
 #include <string>
 #include <vector>
-
-namespace calima::tunnel {
-class tunnel_engine;
-} // namespace calima::tunnel
 
 /// The PORT-FORWARD MANAGER of one running instance (the instance supervisor's `ports` child).
 ///
@@ -48,6 +45,8 @@ struct port_forward_spec {
                               std::chrono::seconds(10), 30, std::chrono::seconds(60)};
   restart_params forwarder_restart{restart_mode::permanent, std::chrono::milliseconds(10), 4.0,
                                    std::chrono::seconds(5), 20, std::chrono::seconds(60)};
+  /// The data plane; empty: the real tunnel engine (make_tunnel_plane). Tests pass a double.
+  forward_plane_factory make_plane;
   caf::timespan health_interval = std::chrono::seconds(5);
   caf::timespan health_timeout = std::chrono::seconds(3);
 };
@@ -63,7 +62,7 @@ struct forward_entry {
 
 struct port_forward_manager_state {
   port_forward_spec spec;
-  std::shared_ptr<tunnel::tunnel_engine> engine;
+  std::shared_ptr<forward_plane> engine;
   ga_link_actor link;
   restart_history link_restarts;
   uint64_t link_gen = 0;
