@@ -25,6 +25,9 @@ proto::instance_summary summary_of(const instance_info& info) {
   s.ssh_local_port = info.ssh_local_port;
   s.vm_pid = info.vm_pid;
   s.errors = info.errors;
+  for (auto& f : info.forwards)
+    s.forwards.push_back({f.proto, f.guest_addr, f.host_addr, f.state, f.error, f.restarts});
+  s.forwarder = info.forwarder;
   return s;
 }
 

@@ -2,6 +2,8 @@
 
 #include "cli/cli_common.hpp"
 #include "cli/commands.hpp"
+#include "cli/supervisor_ops.hpp"
+#include "config/host_info.hpp"
 #include "config/lima_yaml_load.hpp"
 #include "config/log.hpp"
 #include "config/store.hpp"
@@ -58,8 +60,9 @@ ordered_json info_document() {
   doc["limaHome"] = home;
   doc["vmTypes"] = {"qemu"};
   doc["vmTypesEx"] = {{"qemu", {{"location", "internal"}}}};
-  // No guest agent is built yet (it arrives with the guest agent work): nothing to list.
   doc["guestAgents"] = ordered_json::object();
+  if (auto ga = guest_agent_binary(); !ga.empty())
+    doc["guestAgents"][store::host_arch()] = {{"location", ga}};
   doc["shellEnvBlock"] = ordered_json::array();
   for (auto* b : shell_env_block)
     doc["shellEnvBlock"].push_back(b);
@@ -72,6 +75,25 @@ ordered_json info_document() {
   for (auto& s : share_dirs())
     shares.push_back(s);
   doc["sharePaths"] = shares;
+  // calima: the port forwards of every running instance, as the supervisor reports them (only
+  // when a supervisor runs; info never starts one).
+  if (auto live = supervisor_statuses({}, false)) {
+    ordered_json fw = ordered_json::object();
+    for (auto& [name, s] : *live) {
+      if (s.status != "Running")
+        continue;
+      ordered_json xs = ordered_json::array();
+      for (auto& f : s.forwards) {
+        ordered_json o{{"protocol", f.protocol}, {"guestAddr", f.guest_addr},
+                       {"hostAddr", f.host_addr}, {"state", f.state}};
+        if (!f.error.empty())
+          o["error"] = f.error;
+        xs.push_back(std::move(o));
+      }
+      fw[name] = {{"forwarder", s.forwarder}, {"forwards", xs}};
+    }
+    doc["calimaPortForwards"] = fw;
+  }
   return doc;
 }
 

@@ -197,6 +197,11 @@ supervisor_statuses(const std::vector<std::string>& names, bool start_if_vms_run
       s.ssh_local_port = i.value("ssh_local_port", int64_t{0});
       s.vm_pid = i.value("vm_pid", int64_t{0});
       s.errors = i.value("errors", std::vector<std::string>{});
+      for (auto& f : i.value("forwards", json::array()))
+        s.forwards.push_back({f.value("protocol", ""), f.value("guestAddr", ""),
+                              f.value("hostAddr", ""), f.value("state", ""), f.value("error", ""),
+                              f.value("restarts", int64_t{0})});
+      s.forwarder = i.value("forwarder", "");
       out[i.value("name", "")] = s;
     }
     return out;
@@ -227,6 +232,10 @@ void apply_supervised(store::instance& inst, const supervised_status& s) {
   }
   if (s.ssh_local_port != 0)
     inst.ssh_local_port = s.ssh_local_port;
+  if (inst.state == store::status::running) {
+    inst.forwards = s.forwards;
+    inst.forwarder = s.forwarder;
+  }
 }
 
 void exec_ssh_shell(const store::instance& inst, const std::vector<std::string>& command,

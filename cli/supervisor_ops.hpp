@@ -32,6 +32,8 @@ struct supervised_status {
   int64_t ssh_local_port = 0;
   int64_t vm_pid = 0;
   std::vector<std::string> errors;
+  std::vector<store::active_forward> forwards;
+  std::string forwarder;
 };
 std::optional<std::map<std::string, supervised_status>>
 supervisor_statuses(const std::vector<std::string>& names, bool start_if_vms_run);

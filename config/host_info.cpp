@@ -4,6 +4,8 @@
 #include <cstdlib>
 #include <fstream>
 #include <sstream>
+#include <string>
+#include <vector>
 
 #include <pwd.h>
 #include <sched.h>
@@ -206,6 +208,27 @@ host_info host_info::detect() {
 const host_info& host_info::current() {
   static const host_info info = detect();
   return info;
+}
+
+std::string guest_agent_binary(std::string* tried) {
+  std::vector<std::string> candidates;
+  if (const char* env = std::getenv("CALIMA_GUESTAGENT"); env && *env)
+    candidates.push_back(env);
+  char buf[4096];
+  ssize_t n = ::readlink("/proc/self/exe", buf, sizeof buf - 1);
+  if (n > 0) {
+    buf[n] = '\0';
+    std::string exe(buf);
+    auto dir = exe.substr(0, exe.rfind('/'));
+    candidates.push_back(dir + "/lima-guestagent");
+    candidates.push_back(dir + "/../share/lima/lima-guestagent.Linux-" + host_arch_name());
+  }
+  for (auto& c : candidates)
+    if (::access(c.c_str(), R_OK) == 0)
+      return c;
+  if (tried)
+    *tried = candidates.empty() ? std::string("nothing") : candidates.front();
+  return {};
 }
 
 } // namespace calima

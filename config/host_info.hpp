@@ -53,6 +53,12 @@ struct host_info {
 /// Lima's name for the architecture this binary was built for.
 std::string host_arch_name();
 
+/// The lima-guestagent binary (built for this host's arch): `$CALIMA_GUESTAGENT`, else
+/// `lima-guestagent` beside the running program, else
+/// `<prefix>/share/lima/lima-guestagent.Linux-<arch>`. "" when none is readable, with `tried`
+/// naming the first place looked at.
+std::string guest_agent_binary(std::string* tried = nullptr);
+
 /// Lima's hostTimeZone on Unix, with the system files as parameters so tests can use a fake
 /// tree: `/etc/timezone` content if it names a zone found under one of `zoneinfo_dirs`, else the
 /// fully resolved `/etc/localtime` path made relative to the nearest ancestor containing

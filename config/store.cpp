@@ -333,6 +333,21 @@ nlohmann::ordered_json to_record(const instance& inst) {
     r["param"] = inst.param;
   if (!inst.auto_started_identifier.empty())
     r["autoStartedIdentifier"] = inst.auto_started_identifier;
+  // calima's additions (not in Lima's store.Instance): what the supervisor forwards now
+  if (!inst.forwarder.empty())
+    r["forwarder"] = inst.forwarder;
+  if (!inst.forwards.empty()) {
+    auto& xs = r["forwards"] = nlohmann::ordered_json::array();
+    for (auto& f : inst.forwards) {
+      nlohmann::ordered_json o{{"protocol", f.protocol}, {"guestAddr", f.guest_addr},
+                               {"hostAddr", f.host_addr}, {"state", f.state}};
+      if (!f.error.empty())
+        o["error"] = f.error;
+      if (f.restarts != 0)
+        o["restarts"] = f.restarts;
+      xs.push_back(std::move(o));
+    }
+  }
   auto home = lima_home();
   r["HostOS"] = "linux";
   r["HostArch"] = host_arch();

@@ -42,6 +42,16 @@ enum class status { unknown, uninitialized, installing, broken, stopped, running
 
 const char* to_string(status s);
 
+/// calima: one active port forward of a running instance (from the supervisor).
+struct active_forward {
+  std::string protocol;
+  std::string guest_addr;
+  std::string host_addr;
+  std::string state;
+  std::string error;
+  int64_t restarts = 0;
+};
+
 /// What `limactl list` shows of an instance (Lima's store.Instance).
 struct instance {
   std::string name;
@@ -67,6 +77,9 @@ struct instance {
   std::string lima_version;
   limayaml::string_map param;
   std::string auto_started_identifier;
+  /// calima: the port forwards of a running instance, and how they are carried (supervisor).
+  std::vector<active_forward> forwards;
+  std::string forwarder;
 };
 
 /// Inspects instance `name` (§4.1). Throws not_found when `lima.yaml` is missing and

@@ -112,23 +112,11 @@ std::string find_guest_agent(const limayaml::lima_yaml& cfg, std::string& why) {
     why = "lima-guestagent is built for " + host_arch + " only, and the guest is " + arch;
     return {};
   }
-  std::vector<std::string> candidates;
-  if (const char* env = std::getenv("CALIMA_GUESTAGENT"); env && *env)
-    candidates.push_back(env);
-  char buf[4096];
-  ssize_t n = ::readlink("/proc/self/exe", buf, sizeof buf - 1);
-  if (n > 0) {
-    buf[n] = '\0';
-    auto dir = std::string(buf).substr(0, std::string(buf).rfind('/'));
-    candidates.push_back(dir + "/lima-guestagent");
-    candidates.push_back(dir + "/../share/lima/lima-guestagent.Linux-" + host_arch);
-  }
-  for (auto& c : candidates)
-    if (::access(c.c_str(), R_OK) == 0)
-      return c;
-  why = "lima-guestagent not found (looked for " + (candidates.empty() ? std::string("nothing") : candidates[0]) +
-        (candidates.size() > 1 ? " and " + std::to_string(candidates.size() - 1) + " more" : "") + ")";
-  return {};
+  std::string tried;
+  auto path = guest_agent_binary(&tried);
+  if (path.empty())
+    why = "lima-guestagent not found (looked for " + tried + " and beside it)";
+  return path;
 }
 
 } // namespace calima::drivers

@@ -472,6 +472,25 @@ void from_json(const json& j, ping_result& v) {
   read(j, "uptime_ms", v.uptime_ms);
 }
 
+void to_json(json& j, const forward_summary& v) {
+  j = json{{"protocol", v.protocol}, {"guestAddr", v.guest_addr}, {"hostAddr", v.host_addr},
+           {"state", v.state}};
+  if (!v.error.empty())
+    j["error"] = v.error;
+  if (v.restarts != 0)
+    j["restarts"] = v.restarts;
+}
+
+void from_json(const json& j, forward_summary& v) {
+  require_object(j, "forward");
+  read(j, "protocol", v.protocol);
+  read(j, "guestAddr", v.guest_addr);
+  read(j, "hostAddr", v.host_addr);
+  read(j, "state", v.state);
+  read(j, "error", v.error);
+  read(j, "restarts", v.restarts);
+}
+
 void to_json(json& j, const component_status& v) {
   j = json{{"name", v.name},         {"state", v.state},          {"pid", v.pid},
            {"restarts", v.restarts}, {"last_error", v.last_error}};
@@ -490,6 +509,10 @@ void to_json(json& j, const instance_summary& v) {
   j = json{{"name", v.name},     {"status", v.status}, {"phase", v.phase},
            {"ssh_local_port", v.ssh_local_port},       {"vm_pid", v.vm_pid},
            {"errors", v.errors}, {"components", v.components}};
+  if (!v.forwards.empty())
+    j["forwards"] = v.forwards;
+  if (!v.forwarder.empty())
+    j["forwarder"] = v.forwarder;
 }
 
 void from_json(const json& j, instance_summary& v) {
@@ -501,6 +524,8 @@ void from_json(const json& j, instance_summary& v) {
   read(j, "vm_pid", v.vm_pid);
   read(j, "errors", v.errors);
   read_list(j, "components", v.components);
+  read_list(j, "forwards", v.forwards);
+  read(j, "forwarder", v.forwarder);
 }
 
 void to_json(json& j, const instance_result& v) {

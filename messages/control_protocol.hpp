@@ -220,6 +220,16 @@ struct component_status {
   std::string last_error;  ///< why it last failed, "" when never
 };
 
+/// One port forward of a running instance.
+struct forward_summary {
+  std::string protocol;   ///< "tcp" | "udp"
+  std::string guest_addr; ///< "ip:port" in the guest
+  std::string host_addr;  ///< "ip:port" or a UNIX socket path on the host
+  std::string state;      ///< "forwarding", "retrying" (cannot bind yet), "binding", "restarting"
+  std::string error;      ///< the bind error while retrying
+  int64_t restarts = 0;   ///< restarts of its forwarder
+};
+
 /// An instance as the supervisor sees it (`list`, `inspect`, `start`, `stop`).
 struct instance_summary {
   std::string name;
@@ -229,6 +239,8 @@ struct instance_summary {
   int64_t vm_pid = 0;            ///< QEMU's pid, 0 when none
   std::vector<std::string> errors;
   std::vector<component_status> components; ///< filled by `inspect` only
+  std::vector<forward_summary> forwards;    ///< active port forwards
+  std::string forwarder; ///< how forwards are carried ("guest agent (...)") or why they are not
 };
 
 /// `inspect`, `start` and `stop` result: `{"instance":{...}}`.
@@ -288,6 +300,8 @@ nlohmann::json log_event_body(const std::string& instance, nlohmann::json logrus
 
 void to_json(nlohmann::json& j, const ping_result& v);
 void from_json(const nlohmann::json& j, ping_result& v);
+void to_json(nlohmann::json& j, const forward_summary& v);
+void from_json(const nlohmann::json& j, forward_summary& v);
 void to_json(nlohmann::json& j, const component_status& v);
 void from_json(const nlohmann::json& j, component_status& v);
 void to_json(nlohmann::json& j, const instance_summary& v);

@@ -2,7 +2,7 @@
 /// the test guest (scripts/build-test-guest.sh), real SSH. Every step is bounded; on failure the
 /// guest's serial log and the instance's events are printed; no QEMU is left running.
 
-#include "test/cli/limactl_runner.hpp"
+#include "test/e2e/e2e_fixture.hpp"
 
 #include <chrono>
 #include <csignal>
@@ -19,88 +19,6 @@
 
 using namespace calima::test;
 using namespace std::chrono_literals;
-
-namespace {
-
-std::string real_home() {
-  const char* h = std::getenv("HOME");
-  return h ? h : "/root";
-}
-
-bool guest_built() {
-  auto dir = real_home() + "/.cache/calima/test-guest";
-  return ::access((dir + "/vmlinux").c_str(), R_OK) == 0 &&
-         ::access((dir + "/initrd.img").c_str(), R_OK) == 0 &&
-         ::access((dir + "/disk.img").c_str(), R_OK) == 0;
-}
-
-bool alive(int pid) {
-  return pid > 0 && (::kill(pid, 0) == 0 || errno == EPERM) &&
-         read_file("/proc/" + std::to_string(pid) + "/stat").find(") Z ") == std::string::npos;
-}
-
-int read_pid(const std::string& path) {
-  auto t = read_file(path);
-  return t.empty() ? 0 : std::atoi(t.c_str());
-}
-
-/// Waits (bounded) until `pred` holds, re-checking on a short tick.
-template <class Pred>
-bool eventually(std::chrono::milliseconds limit, Pred pred) {
-  auto deadline = std::chrono::steady_clock::now() + limit;
-  while (std::chrono::steady_clock::now() < deadline) {
-    if (pred())
-      return true;
-    std::this_thread::sleep_for(100ms);
-  }
-  return pred();
-}
-
-class e2e : public ::testing::Test {
-protected:
-  void SetUp() override {
-    if (!guest_built())
-      GTEST_SKIP() << "the test guest is not built: run scripts/build-test-guest.sh";
-    lc.env["HOME"] = real_home();
-  }
-
-  void TearDown() override {
-    if (::testing::Test::HasFailure())
-      dump();
-    // Never leave a VM or a supervisor behind.
-    lc.run({"supervisor", "stop"});
-    for (auto& name : {"test", "bad", "noimg", "busy"}) {
-      int q = read_pid(lc.lima_home() + "/" + name + "/qemu.pid");
-      if (alive(q))
-        ::kill(q, SIGKILL);
-    }
-    int s = read_pid(lc.lima_home() + "/_supervisor/supervisor.pid");
-    if (alive(s))
-      ::kill(s, SIGKILL);
-  }
-
-  void dump() {
-    auto dir = lc.lima_home() + "/test";
-    std::fprintf(stderr, "---- serial.log ----\n%s\n", read_file(dir + "/serial.log").c_str());
-    std::fprintf(stderr, "---- ha.stdout.log ----\n%s\n", read_file(dir + "/ha.stdout.log").c_str());
-    std::fprintf(stderr, "---- ha.stderr.log ----\n%s\n", read_file(dir + "/ha.stderr.log").c_str());
-    std::fprintf(stderr, "---- supervisor.log ----\n%s\n",
-                 read_file(lc.lima_home() + "/_supervisor/supervisor.log").c_str());
-  }
-
-  double guest_uptime() {
-    auto r = lc.run({"shell", "test", "cat", "/proc/uptime"});
-    return r.status == 0 ? std::atof(r.out.c_str()) : -1;
-  }
-
-  limactl_runner lc;
-};
-
-bool contains(const std::string& hay, const std::string& needle) {
-  return hay.find(needle) != std::string::npos;
-}
-
-} // namespace
 
 TEST_F(e2e, start_shell_fault_readopt_stop) {
   auto t0 = std::chrono::steady_clock::now();
