@@ -226,6 +226,13 @@ void on_exited(self_pointer self, const vm_msg::exited& m) {
       return;
     case vm_phase::stopping:
       if (st.start_failure) {
+        // QMP failed because QEMU was already exiting on its own (e.g. a hostfwd port taken):
+        // its exit status and stderr say why, better than the QMP error.
+        if (m.known && m.signal == 0 && m.code != 0) {
+          st.start_failure = caf::error{};
+          end_without_vm(self, caf::make_error(ec::vm_start_failed, text));
+          return;
+        }
         end_without_vm(self, std::exchange(st.start_failure, caf::error{}));
         return;
       }
