@@ -1,6 +1,14 @@
 #include "guest/port_scanner.hpp"
 
 #include <arpa/inet.h>
+#include <linux/inet_diag.h>
+#include <linux/netlink.h>
+#include <linux/sock_diag.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
 
 #include <algorithm>
 #include <cstdint>
@@ -64,6 +72,8 @@ bool parse_hex(const std::string& s, std::uint32_t& out) {
 
 /// Decodes the kernel's `%08X` groups: each is a 32-bit word of the address as it lies in memory,
 /// printed as a native integer, so copying the parsed word back into memory restores the bytes.
+bool format_address(const unsigned char* bytes, bool is_v4, std::string& ip);
+
 bool decode_address(const std::string& hex, std::string& ip) {
   if (hex.size() != 8 && hex.size() != 32)
     return false;
@@ -74,9 +84,14 @@ bool decode_address(const std::string& hex, std::string& ip) {
       return false;
     std::memcpy(bytes + i * 4, &word, 4);
   }
+  return format_address(bytes, hex.size() == 8, ip);
+}
+
+/// Text of a raw IPv4 (4 bytes) or IPv6 (16 bytes) address; v4-mapped IPv6 prints as IPv4.
+bool format_address(const unsigned char* bytes, bool is_v4, std::string& ip) {
   static const unsigned char v4_mapped_prefix[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
   const unsigned char* v4 = nullptr;
-  if (hex.size() == 8)
+  if (is_v4)
     v4 = bytes;
   else if (std::memcmp(bytes, v4_mapped_prefix, 12) == 0)
     v4 = bytes + 12;
@@ -144,9 +159,100 @@ std::vector<listener> parse_proc_net(const std::string& text, const std::string&
   return out;
 }
 
+// -- netlink sock_diag ------------------------------------------------------------------------
+
+bool scan_sock_diag(std::vector<listener>& out, std::string& error) {
+  int fd = ::socket(AF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC, NETLINK_SOCK_DIAG);
+  if (fd < 0) {
+    error = std::string("netlink sock_diag: ") + std::strerror(errno);
+    return false;
+  }
+  struct query {
+    int family;
+    int protocol;
+    std::uint32_t states;
+    const char* proto;
+  };
+  // The kernel filters by state: TCP LISTEN (10), unconnected UDP (TCP_CLOSE, 7). Connections in
+  // TIME_WAIT etc. cost nothing, unlike parsing /proc/net/tcp.
+  const query queries[] = {{AF_INET, IPPROTO_TCP, 1u << 10, "tcp"},
+                           {AF_INET6, IPPROTO_TCP, 1u << 10, "tcp"},
+                           {AF_INET, IPPROTO_UDP, 1u << 7, "udp"},
+                           {AF_INET6, IPPROTO_UDP, 1u << 7, "udp"}};
+  std::vector<listener> found;
+  std::vector<char> buf(64 * 1024);
+  for (const auto& q : queries) {
+    struct {
+      nlmsghdr nlh;
+      inet_diag_req_v2 req;
+    } msg{};
+    msg.nlh.nlmsg_len = sizeof msg;
+    msg.nlh.nlmsg_type = SOCK_DIAG_BY_FAMILY;
+    msg.nlh.nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP;
+    msg.req.sdiag_family = static_cast<std::uint8_t>(q.family);
+    msg.req.sdiag_protocol = static_cast<std::uint8_t>(q.protocol);
+    msg.req.idiag_states = q.states;
+    sockaddr_nl nl{};
+    nl.nl_family = AF_NETLINK;
+    if (::sendto(fd, &msg, sizeof msg, 0, reinterpret_cast<sockaddr*>(&nl), sizeof nl) < 0) {
+      error = std::string("netlink sock_diag: ") + std::strerror(errno);
+      ::close(fd);
+      return false;
+    }
+    bool done = false;
+    while (!done) {
+      ssize_t n = ::recv(fd, buf.data(), buf.size(), 0);
+      if (n < 0 && errno == EINTR)
+        continue;
+      if (n <= 0) {
+        error = std::string("netlink sock_diag: ") + (n < 0 ? std::strerror(errno) : "EOF");
+        ::close(fd);
+        return false;
+      }
+      auto* h = reinterpret_cast<nlmsghdr*>(buf.data());
+      int len = static_cast<int>(n);
+      for (; NLMSG_OK(h, len); h = NLMSG_NEXT(h, len)) {
+        if (h->nlmsg_type == NLMSG_DONE) {
+          done = true;
+          break;
+        }
+        if (h->nlmsg_type == NLMSG_ERROR) {
+          auto* e = static_cast<nlmsgerr*>(NLMSG_DATA(h));
+          // a protocol without diag support (e.g. IPv6 disabled) lists nothing
+          if (e->error == -ENOENT || e->error == -EAFNOSUPPORT) {
+            done = true;
+            break;
+          }
+          error = std::string("netlink sock_diag: ") + std::strerror(-e->error);
+          ::close(fd);
+          return false;
+        }
+        auto* m = static_cast<inet_diag_msg*>(NLMSG_DATA(h));
+        listener l;
+        l.proto = q.proto;
+        l.port = ntohs(m->id.idiag_sport);
+        if (format_address(reinterpret_cast<const unsigned char*>(m->id.idiag_src),
+                           m->idiag_family == AF_INET, l.ip))
+          found.push_back(std::move(l));
+      }
+    }
+  }
+  ::close(fd);
+  out = std::move(found);
+  normalize(out);
+  return true;
+}
+
 // -- scanning the real files ------------------------------------------------------------------
 
 std::vector<listener> scan(const std::string& proc_root, std::vector<std::string>* errors) {
+  if (proc_root == "/proc") {
+    std::vector<listener> out;
+    std::string error;
+    if (scan_sock_diag(out, error))
+      return out;
+    // no sock_diag (an old or restricted kernel): the /proc files below
+  }
   static const char* const files[][2] = {
     {"tcp", "tcp"}, {"tcp6", "tcp"}, {"udp", "udp"}, {"udp6", "udp"}};
   std::vector<listener> all;

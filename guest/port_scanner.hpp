@@ -44,7 +44,12 @@ void normalize(std::vector<listener>& xs);
 /// are skipped. The result is normalized.
 std::vector<listener> parse_proc_net(const std::string& text, const std::string& proto);
 
-/// Reads `<proc_root>/net/{tcp,tcp6,udp,udp6}` and returns all listeners, normalized. A file
+/// Lists the listeners with netlink NETLINK_SOCK_DIAG (Lima v2's method): the kernel filters by
+/// state, so the cost does not grow with connections. False with `error` set when unavailable.
+bool scan_sock_diag(std::vector<listener>& out, std::string& error);
+
+/// The listeners of this network namespace: sock_diag when `proc_root` is "/proc" and it works,
+/// else `<proc_root>/net/{tcp,tcp6,udp,udp6}`; normalized. A file
 /// that cannot be read (e.g. tcp6 with IPv6 disabled) contributes nothing and, when `errors` is
 /// given, appends a message to it (the `errors` field of Lima's events).
 std::vector<listener> scan(const std::string& proc_root = "/proc",

@@ -347,3 +347,24 @@ TEST(port_scanner_test, scan_of_missing_proc_root_reports_errors) {
   EXPECT_TRUE(scan("/nonexistent-proc-root", &errors).empty());
   EXPECT_EQ(errors.size(), 4u);
 }
+
+TEST(port_scanner_test, sock_diag_and_proc_files_agree) {
+  auto tcp4 = open_socket(AF_INET, SOCK_STREAM, "127.0.0.1");
+  auto udp4 = open_socket(AF_INET, SOCK_DGRAM, "0.0.0.0");
+  auto tcp6 = open_socket(AF_INET6, SOCK_STREAM, "::");
+  ASSERT_GT(tcp4.port, 0);
+  std::vector<listener> diag;
+  std::string error;
+  ASSERT_TRUE(scan_sock_diag(diag, error)) << error;
+  // "/proc/" (not "/proc") forces the /proc/net files
+  auto files = scan("/proc/");
+  // (other processes may open or close sockets in between: compare ours, not the whole lists)
+  std::vector<listener> mine{{"127.0.0.1", tcp4.port, "tcp"}, {"0.0.0.0", udp4.port, "udp"}};
+  if (tcp6.port > 0)
+    mine.push_back({"::", tcp6.port, "tcp"});
+  for (const auto& l : mine) {
+    EXPECT_TRUE(contains(diag, l)) << l.proto << " " << l.ip << ":" << l.port;
+    EXPECT_TRUE(contains(files, l)) << l.proto << " " << l.ip << ":" << l.port;
+  }
+  EXPECT_TRUE(std::is_sorted(diag.begin(), diag.end()));
+}
