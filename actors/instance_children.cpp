@@ -5,6 +5,7 @@
 #include "actors/io_thread.hpp"
 #include "actors/port_forward_manager.hpp"
 #include "actors/port_forward_rules.hpp"
+#include "actors/ssh_plane.hpp"
 #include "actors/process_identity.hpp"
 #include "actors/ssh_master.hpp"
 #include "actors/vm_process.hpp"
@@ -20,6 +21,8 @@
 
 #include <mutex>
 
+#include <unistd.h>
+
 namespace calima::actors {
 
 namespace {
@@ -34,6 +37,8 @@ struct boot_facts {
   std::mutex mtx;
   std::string iid;
   bool plain = false;
+  /// lima-guestagent was shipped in this boot's cidata (true when unknown: a re-adopted VM).
+  bool agent = true;
 };
 
 std::string iid_path(const std::string& dir) {
@@ -105,6 +110,7 @@ instance_factory make_instance_factory(caf::actor_system& sys, io_thread& io, st
         std::lock_guard<std::mutex> guard(facts->mtx);
         facts->iid = p.iid;
         facts->plain = p.plain;
+        facts->agent = p.guest_agent;
         return p.command;
       };
       return spawn_vm_process(sys, std::move(vc), io.ctx());
@@ -114,8 +120,24 @@ instance_factory make_instance_factory(caf::actor_system& sys, io_thread& io, st
     };
     if (!cfg.plain.value_or(false)) {
       // Plain mode has no guest agent (runtime §8.1), hence no dynamic port forwarding.
-      make.ports = [&sys, cfg](caf::local_actor* sup, const child_context& c) {
+      make.ports = [&sys, &io, cfg, facts](caf::local_actor* sup, const child_context& c) {
         port_forward_spec ps;
+        {
+          std::lock_guard<std::mutex> guard(facts->mtx);
+          ps.agent_expected = facts->agent;
+        }
+        // The SSH fallback carries connections through the instance supervisor's current SSH
+        // master (held weakly: the supervisor owns the manager that owns this plane).
+        auto weak = caf::actor_cast<caf::actor_addr>(caf::actor_cast<caf::strong_actor_ptr>(sup));
+        ps.make_ssh_plane = [&io, weak] {
+          return make_ssh_plane(io.ctx(), [weak](int fd, std::string host, int port) {
+            if (auto strong = caf::actor_cast<caf::strong_actor_ptr>(weak))
+              caf::anon_send(caf::actor_cast<instance_supervisor_actor>(strong), atom::forward_v,
+                             static_cast<int32_t>(fd), std::move(host), static_cast<int32_t>(port));
+            else
+              ::close(fd);
+          });
+        };
         ps.instance_dir = c.dir;
         ps.ga_socket = c.dir + "/ga.sock";
         ps.rules = effective_rules(cfg, c.ssh_local_port);

@@ -5,6 +5,9 @@
 
 #include <algorithm>
 
+#include <sys/socket.h>
+#include <unistd.h>
+
 namespace calima::actors {
 
 namespace {
@@ -740,6 +743,20 @@ instance_supervisor(instance_supervisor_pointer self, instance_spec spec, child_
     [=](atom::forwards, std::vector<forward_info>& xs, std::string& how) {
       self->state.forwards = std::move(xs);
       self->state.forwarder = std::move(how);
+    },
+    [=](atom::forward, int32_t fd, std::string& host, int32_t port) {
+      if (self->state.ssh) {
+        self->send(self->state.ssh, atom::forward_v, fd, std::move(host), port);
+        return;
+      }
+      linger lg{1, 0}; // no SSH master now: refuse the connection
+      ::setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
+      ::close(fd);
+    },
+    [=](atom::exec, std::string& cmd) -> caf::result<exec_result> {
+      if (!self->state.ssh)
+        return caf::make_error(ec::invalid_state, "the SSH master is not running");
+      return self->delegate(self->state.ssh, atom::exec_v, std::move(cmd));
     },
     [=](atom::restart, component c, uint64_t gen) { on_restart_timer(self, c, gen); },
     [=](atom::timeout, component c, uint64_t gen) { on_shutdown_timeout(self, c, gen); },

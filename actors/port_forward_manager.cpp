@@ -1,6 +1,7 @@
 #include "actors/port_forward_manager.hpp"
 
 #include "actors/port_forward_rules.hpp"
+#include "guest/port_scanner.hpp"
 #include "guest/tunnel_protocol.hpp"
 
 #include <caf/all.hpp>
@@ -20,6 +21,8 @@ void tell_parent(self_pointer self, port_forward_event ev) {
 }
 
 std::string forwarder_text(const port_forward_manager_state& st) {
+  if (st.ssh_mode)
+    return "ssh (the guest agent is not connected; TCP only, slower)";
   if (st.link_up)
     return "guest agent (" + st.agent + ")";
   return "guest agent not connected" + (st.agent.empty() ? std::string{} : ": " + st.agent);
@@ -51,7 +54,8 @@ void spawn_link(self_pointer self) {
 
 void spawn_forwarder(self_pointer self, forward_entry& e) {
   e.spec.restarts = e.info.restarts;
-  e.actor = self->spawn(forwarder, e.spec, self->state.engine,
+  auto& st = self->state;
+  e.actor = self->spawn(forwarder, e.spec, st.ssh_mode ? st.ssh_plane : st.engine,
                         caf::actor_cast<port_forward_manager_actor>(self));
   ++e.gen;
   watch(self, e.actor.address());
@@ -77,6 +81,13 @@ void add_guest_port(self_pointer self, const guest_port& p) {
     st.guest[id] = "";
     st.guest_ports[id] = p;
     tell_parent(self, {"not-forwarding", p.proto, guest_addr, "", ""});
+    return;
+  }
+  if (st.ssh_mode && p.proto != "tcp") {
+    st.guest[id] = "";
+    st.guest_ports[id] = p;
+    tell_parent(self, {"not-forwarding", p.proto, guest_addr, "",
+                       "the SSH fallback forwards TCP only (UDP needs the guest agent)"});
     return;
   }
   forwarder_spec fs;
@@ -155,6 +166,101 @@ void on_ports(self_pointer self, const guest_port_report& r) {
   for (auto& p : r.added)
     add_guest_port(self, p);
   push_forwards(self);
+}
+
+// -- modes: guest agent or SSH fallback -----------------------------------------------------
+
+/// Stops every forwarder and forgets the guest's ports: a new mode starts from a full list.
+void reset_forwards(self_pointer self) {
+  auto& st = self->state;
+  for (auto& [key, e] : st.forwards) {
+    tell_parent(self, {"stopping", e.info.proto, e.info.guest_addr, e.info.host_addr, ""});
+    retire(self, e.actor.address());
+  }
+  st.forwards.clear();
+  st.guest.clear();
+  st.guest_ports.clear();
+}
+
+void poll_ssh(self_pointer self, uint64_t gen);
+
+void enter_ssh_mode(self_pointer self) {
+  auto& st = self->state;
+  if (st.ssh_mode || !st.spec.make_ssh_plane || !st.spec.parent)
+    return;
+  reset_forwards(self);
+  st.ssh_plane = st.spec.make_ssh_plane();
+  st.ssh_mode = true;
+  push_forwards(self);
+  poll_ssh(self, ++st.poll_gen);
+}
+
+void leave_ssh_mode(self_pointer self) {
+  auto& st = self->state;
+  if (!st.ssh_mode)
+    return;
+  reset_forwards(self);
+  st.ssh_mode = false;
+  st.ssh_plane.reset(); // stopped forwarders hold it until their listeners are closed
+  ++st.poll_gen;
+  push_forwards(self);
+}
+
+void arm_fallback(self_pointer self) {
+  auto& st = self->state;
+  if (st.spec.make_ssh_plane)
+    self->delayed_send(self, st.spec.ssh_fallback_after, atom::timeout_v, ++st.fallback_gen);
+}
+
+/// The guest's TCP listeners from `/proc/net/tcp{,6}` printed by one SSH command.
+guest_port_report parse_ssh_listing(const std::string& out) {
+  guest_port_report r;
+  r.full = true;
+  std::string section, text;
+  auto flush = [&] {
+    if (!section.empty())
+      for (auto& l : guest::parse_proc_net(text, "tcp"))
+        r.added.push_back({l.proto, l.ip, l.port});
+    text.clear();
+  };
+  size_t pos = 0;
+  while (pos < out.size()) {
+    auto nl = out.find('\n', pos);
+    auto line = out.substr(pos, nl == std::string::npos ? std::string::npos : nl - pos);
+    pos = nl == std::string::npos ? out.size() : nl + 1;
+    if (line.rfind("@@ ", 0) == 0) {
+      flush();
+      section = line.substr(3);
+      continue;
+    }
+    text += line + '\n';
+  }
+  flush();
+  return r;
+}
+
+void on_ports(self_pointer self, const guest_port_report& r);
+
+void poll_ssh(self_pointer self, uint64_t gen) {
+  auto& st = self->state;
+  if (gen != st.poll_gen || !st.ssh_mode)
+    return;
+  static const std::string cmd =
+    "for f in tcp tcp6; do echo \"@@ $f\"; cat /proc/net/$f 2>/dev/null; done";
+  self->request(st.spec.parent, std::chrono::seconds(10), atom::exec_v, cmd)
+    .then(
+      [=](exec_result& res) {
+        auto& st = self->state;
+        if (gen != st.poll_gen || !st.ssh_mode)
+          return;
+        if (res.exit_status == 0)
+          on_ports(self, parse_ssh_listing(res.out));
+        self->delayed_send(self, st.spec.ssh_poll_interval, atom::retry_v, gen);
+      },
+      [=](caf::error&) {
+        // no SSH master right now (booting, restarting): try again later
+        self->delayed_send(self, self->state.spec.ssh_poll_interval, atom::retry_v, gen);
+      });
 }
 
 // -- supervision ------------------------------------------------------------------------------
@@ -276,13 +382,19 @@ port_forward_manager(port_forward_manager_pointer self, port_forward_spec spec) 
   });
   self->set_down_handler([=](caf::down_msg& dm) { on_down(self, dm); });
   spawn_link(self);
+  if (!st.spec.agent_expected)
+    enter_ssh_mode(self);
+  else
+    arm_fallback(self);
   if (st.spec.health_interval.count() > 0)
     self->delayed_send(self, st.spec.health_interval, atom::health_v, ++st.health_gen);
   push_forwards(self);
   return {
     [=](atom::ports, guest_port_report& r) {
-      if (!self->state.hung)
-        on_ports(self, r);
+      if (self->state.hung)
+        return;
+      leave_ssh_mode(self); // the agent speaks: it wins over the SSH fallback
+      on_ports(self, r);
     },
     [=](atom::link, link_event& ev) {
       if (self->state.link)
@@ -292,8 +404,20 @@ port_forward_manager(port_forward_manager_pointer self, port_forward_spec spec) 
       auto& st = self->state;
       st.link_up = up;
       st.agent = std::move(text);
+      if (up) {
+        ++st.fallback_gen;
+        leave_ssh_mode(self);
+      } else {
+        arm_fallback(self);
+      }
       push_forwards(self);
     },
+    [=](atom::timeout, uint64_t gen) {
+      auto& st = self->state;
+      if (gen == st.fallback_gen && !st.link_up)
+        enter_ssh_mode(self);
+    },
+    [=](atom::retry, uint64_t gen) { poll_ssh(self, gen); },
     [=](atom::forward, const std::string& key, forward_info& info) {
       auto& st = self->state;
       auto it = st.forwards.find(key);

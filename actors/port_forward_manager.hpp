@@ -31,6 +31,10 @@
 /// its connections live on. Every change is told to the instance supervisor as a Lima
 /// `portForward` event (forwarding, not-forwarding, stopping, failed) and as the forward list.
 /// Children are monitored, not linked; if the manager ends, an attached functor kills them.
+///
+/// Modes: `agent` (the tunnel engine, TCP and UDP) and `ssh` (the fallback, TCP over the SSH
+/// master's direct-tcpip channels, ports listed over SSH). Switching mode stops every forwarder
+/// and starts over from the next full port list.
 namespace calima::actors {
 
 struct port_forward_spec {
@@ -47,6 +51,15 @@ struct port_forward_spec {
                                    std::chrono::seconds(5), 20, std::chrono::seconds(60)};
   /// The data plane; empty: the real tunnel engine (make_tunnel_plane). Tests pass a double.
   forward_plane_factory make_plane;
+  /// The SSH fallback (runtime §7.6's SSH forwarder, TCP only): when no guest agent was shipped,
+  /// or the agent is not connected `ssh_fallback_after` after the start (or after losing it), the
+  /// guest's TCP listeners are listed over SSH every `ssh_poll_interval` (through `parent`'s SSH
+  /// master) and forwarded through this plane; the agent connecting again switches back. Empty:
+  /// no fallback.
+  std::function<std::shared_ptr<forward_plane>()> make_ssh_plane;
+  bool agent_expected = true;
+  caf::timespan ssh_fallback_after = std::chrono::seconds(30);
+  caf::timespan ssh_poll_interval = std::chrono::seconds(1);
   caf::timespan health_interval = std::chrono::seconds(5);
   caf::timespan health_timeout = std::chrono::seconds(3);
 };
@@ -63,6 +76,11 @@ struct forward_entry {
 struct port_forward_manager_state {
   port_forward_spec spec;
   std::shared_ptr<forward_plane> engine;
+  /// Set while forwarding over SSH (the fallback); forwarders then use it instead of `engine`.
+  std::shared_ptr<forward_plane> ssh_plane;
+  bool ssh_mode = false;
+  uint64_t fallback_gen = 0;
+  uint64_t poll_gen = 0;
   ga_link_actor link;
   restart_history link_restarts;
   uint64_t link_gen = 0;

@@ -8,6 +8,9 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
 
+#include <sys/socket.h>
+#include <unistd.h>
+
 #include <caf/all.hpp>
 
 #include <algorithm>
@@ -71,6 +74,13 @@ void send_event(const caf::actor_addr& addr, ssh_io_event ev) {
 template <class F>
 void on_io(self_pointer self, F f) {
   boost::asio::post(*self->state.io, std::move(f));
+}
+
+/// Closes a client socket the SSH fallback could not carry, with RST so the client sees it.
+void reset_socket(int fd) {
+  linger lg{1, 0};
+  ::setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
+  ::close(fd);
 }
 
 /// Closes the current session (on the io thread) and forgets it.
@@ -408,6 +418,17 @@ ssh_master_impl_actor::behavior_type ssh_master(ssh_master_pointer self,
       st.execs.emplace(id, rp);
       run_command(self, id, std::move(command), {});
       return rp;
+    },
+    [=](atom::forward, int32_t fd, std::string& host, int32_t port) {
+      auto& st = self->state;
+      auto sess = st.session;
+      if (st.hung || !connected(st) || !sess) {
+        reset_socket(fd);
+        return;
+      }
+      on_io(self, [sess, fd, host = std::move(host), port]() mutable {
+        sess->tunnel(fd, std::move(host), port);
+      });
     },
     [=](atom::ready) -> caf::result<ssh_ready> {
       auto& st = self->state;

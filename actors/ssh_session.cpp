@@ -2,12 +2,14 @@
 
 #include "actors/ssh_channel.hpp"
 #include "actors/ssh_keys.hpp"
+#include "actors/ssh_tunnel.hpp"
 
 #include <utility> // before Asio: Boost 1.74 + g++ 12 (caf-stack.md §8.11)
 
 #include <boost/asio/connect.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/posix/stream_descriptor.hpp>
 #include <boost/asio/steady_timer.hpp>
 
 #include <libssh2.h>
@@ -108,6 +110,8 @@ struct ssh_session::impl : std::enable_shared_from_this<impl> {
 
   std::list<std::shared_ptr<exec_job>> running;
   std::deque<std::shared_ptr<exec_job>> waiting;
+  /// Forwarded connections (direct-tcpip channels).
+  std::list<std::shared_ptr<tunnel_job>> tunnels;
 
   /// The control channel (liveness requests, and reading the socket while idle); null when the
   /// server refused it: then only socket errors are detected.
@@ -392,6 +396,56 @@ struct ssh_session::impl : std::enable_shared_from_this<impl> {
     kick();
   }
 
+  void tunnel(int fd, std::string host, int port) {
+    auto job = std::make_shared<tunnel_job>();
+    job->host = std::move(host);
+    job->port = port;
+    job->fd = std::make_unique<asio::posix::stream_descriptor>(sock.get_executor(), fd);
+    if (ph != phase::up) {
+      abort_tunnel_job(*job);
+      return;
+    }
+    tunnels.push_back(std::move(job));
+    kick();
+  }
+
+  /// Runs every tunnel once and arms the waits on client sockets that need them.
+  bool run_tunnels() {
+    bool progress = false;
+    for (auto it = tunnels.begin(); it != tunnels.end();) {
+      auto job = *it;
+      auto r = run_tunnel_job(s, *job, fatal);
+      if (r == step::fatal)
+        return progress;
+      if (r == step::done) {
+        it = tunnels.erase(it);
+        progress = true;
+        continue;
+      }
+      progress |= r == step::progress;
+      if (job->want_read && !job->rd_armed) {
+        job->rd_armed = true;
+        job->fd->async_wait(asio::posix::stream_descriptor::wait_read,
+                            [self = shared_from_this(), job](error_code ec) {
+                              job->rd_armed = false;
+                              if (ec != asio::error::operation_aborted && self->ph == phase::up)
+                                self->kick();
+                            });
+      }
+      if (job->want_write && !job->wr_armed) {
+        job->wr_armed = true;
+        job->fd->async_wait(asio::posix::stream_descriptor::wait_write,
+                            [self = shared_from_this(), job](error_code ec) {
+                              job->wr_armed = false;
+                              if (ec != asio::error::operation_aborted && self->ph == phase::up)
+                                self->kick();
+                            });
+      }
+      ++it;
+    }
+    return progress;
+  }
+
   void cancel(uint64_t id) {
     auto w = std::find_if(waiting.begin(), waiting.end(), [&](auto& j) { return j->id == id; });
     if (w != waiting.end()) {
@@ -432,6 +486,9 @@ struct ssh_session::impl : std::enable_shared_from_this<impl> {
         progress = true; // up: fall through to the commands
       }
       progress |= run_commands();
+      if (!fatal.empty())
+        break;
+      progress |= run_tunnels();
       if (!fatal.empty())
         break;
       auto p = step_probe();
@@ -481,7 +538,8 @@ struct ssh_session::impl : std::enable_shared_from_this<impl> {
   void arm() {
     if (s == nullptr || ph == phase::closed)
       return;
-    if (ph == phase::up && control == nullptr && running.empty() && waiting.empty()) {
+    if (ph == phase::up && control == nullptr && running.empty() && waiting.empty() &&
+        tunnels.empty()) {
       if (peer_gone()) {
         lose("connection closed by " + where());
         return;
@@ -558,6 +616,9 @@ struct ssh_session::impl : std::enable_shared_from_this<impl> {
     }
     for (auto& j : running)
       j->ch = nullptr;
+    for (auto& t : tunnels)
+      abort_tunnel_job(*t); // the channel went with the session; the client sees a reset
+    tunnels.clear();
     sock.close(ignored);
   }
 
@@ -602,6 +663,14 @@ void ssh_session::exec(uint64_t id, std::string command, std::string stdin_data,
 
 void ssh_session::cancel(uint64_t id) {
   impl_->cancel(id);
+}
+
+void ssh_session::tunnel(int fd, std::string host, int port) {
+  impl_->tunnel(fd, std::move(host), port);
+}
+
+std::size_t ssh_session::tunnels() const {
+  return impl_->tunnels.size();
 }
 
 std::size_t ssh_session::running() const {

@@ -130,6 +130,15 @@ public:
   /// its `done` gets an error "cancelled". Unknown ids are ignored.
   void cancel(uint64_t id);
 
+  /// Carries the connected TCP socket `fd` (taken over; made non-blocking by the caller) over a
+  /// `direct-tcpip` channel to `host:port` as the guest sees it: the SSH fallback of port
+  /// forwarding. Half-close is passed on both ways; a refused channel or a lost session resets
+  /// the client. Before connect succeeded or after the session ended, `fd` is reset at once.
+  void tunnel(int fd, std::string host, int port);
+
+  /// Forwarded connections open now.
+  std::size_t tunnels() const;
+
   /// Commands running / waiting for a channel.
   std::size_t running() const;
   std::size_t queued() const;

@@ -87,7 +87,8 @@ prepared_instance prepare_instance(const std::string& lima_home, const std::stri
   if (!p.plain) {
     std::string why;
     cp.guest_agent_binary = find_guest_agent(cfg, why);
-    if (!cp.guest_agent_binary.empty())
+    p.guest_agent = !cp.guest_agent_binary.empty();
+    if (p.guest_agent)
       cp.virtio_port = "io.lima-vm.guest_agent.0";
     else
       p.warnings.push_back("port forwarding is not available: " + why);

@@ -85,7 +85,10 @@ using ssh_master_actor = caf::typed_actor<
   caf::replies_to<atom::exec, std::string>::with<exec_result>,
   /// Replies once the readiness requirements of runtime §4.7 have run; failed non-fatal
   /// requirements are listed in the reply (instance degraded).
-  caf::replies_to<atom::ready>::with<ssh_ready>>::extend_with<supervised_actor>;
+  caf::replies_to<atom::ready>::with<ssh_ready>,
+  /// Port forwarding's SSH fallback: carries the connected client socket `int32_t` (taken over)
+  /// over a direct-tcpip channel to guest `host:port`; reset at once when not connected.
+  caf::reacts_to<atom::forward, int32_t, std::string, int32_t>>::extend_with<supervised_actor>;
 
 // -- port forwarding --------------------------------------------------------------------------
 
@@ -133,7 +136,11 @@ using port_forward_manager_actor = caf::typed_actor<
   /// Restart the forwarder of key `std::string` (generation `uint64_t`) or, for key "ga", the link.
   caf::reacts_to<atom::restart, std::string, uint64_t>,
   /// Time to health-check the children.
-  caf::reacts_to<atom::health, uint64_t>>::extend_with<supervised_actor>;
+  caf::reacts_to<atom::health, uint64_t>,
+  /// The guest agent did not connect in time: fall back to SSH (if the generation still holds).
+  caf::reacts_to<atom::timeout, uint64_t>,
+  /// SSH fallback: time to list the guest's ports over SSH again.
+  caf::reacts_to<atom::retry, uint64_t>>::extend_with<supervised_actor>;
 
 // -- supervisors ------------------------------------------------------------------------------
 
@@ -157,6 +164,10 @@ using instance_supervisor_actor = caf::typed_actor<
   caf::reacts_to<atom::forward, port_forward_event>,
   /// From the port-forward manager: the forwards now, and how they are carried.
   caf::reacts_to<atom::forwards, std::vector<forward_info>, std::string>,
+  /// From the port-forward manager's SSH fallback: a connection to carry over the current SSH
+  /// master (see ssh_master_actor), and commands to run on the guest (port discovery).
+  caf::reacts_to<atom::forward, int32_t, std::string, int32_t>,
+  caf::replies_to<atom::exec, std::string>::with<exec_result>,
   // -- internal: timers the supervisor sends itself (stale ones carry an old generation) --
   /// Restart `component` now (the backoff delay has passed).
   caf::reacts_to<atom::restart, component, uint64_t>,

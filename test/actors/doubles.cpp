@@ -1,5 +1,7 @@
 #include "test/actors/doubles.hpp"
 
+#include <unistd.h>
+
 #include <caf/all.hpp>
 
 #include <algorithm>
@@ -122,6 +124,10 @@ ssh_double(ssh_master_actor::stateful_pointer<ssh_double_state> self, recorder_p
       if (self->state.hung)
         return self->make_response_promise<exec_result>();
       return exec_result{0, "ok\n", ""};
+    },
+    [=](atom::forward, int32_t fd, const std::string& host, int32_t port) {
+      self->state.rec->calls.push_back("ssh:forward:" + host + ":" + std::to_string(port));
+      ::close(fd);
     },
     [=](atom::ready) -> caf::result<ssh_ready> {
       auto& st = self->state;

@@ -77,6 +77,10 @@ struct plane_double : actors::forward_plane {
 
 /// What the instance supervisor double received from the manager.
 struct parent_log {
+  /// What `cat /proc/net/tcp{,6}` prints in the guest (the SSH fallback's port listing).
+  std::string listing;
+  int execs = 0;
+  std::vector<std::string> carried; ///< "host:port" of connections handed to the SSH master
   std::vector<port_forward_event> events;
   std::vector<forward_info> forwards;
   std::string forwarder;
@@ -101,6 +105,14 @@ instance_supervisor_actor::behavior_type parent_double(std::shared_ptr<parent_lo
     [log](atom::forwards, std::vector<forward_info>& xs, std::string& how) {
       log->forwards = std::move(xs);
       log->forwarder = std::move(how);
+    },
+    [log](atom::forward, int32_t fd, const std::string& host, int32_t port) {
+      log->carried.push_back(host + ":" + std::to_string(port));
+      ::close(fd);
+    },
+    [log](atom::exec, const std::string&) {
+      ++log->execs;
+      return exec_result{0, log->listing, ""};
     },
     [](atom::restart, component, uint64_t) {},
     [](atom::timeout, component, uint64_t) {},
@@ -161,8 +173,14 @@ protected:
     [[maybe_unused]] int rc = std::system(cmd.c_str());
   }
 
+  std::shared_ptr<plane_double> ssh_plane = std::make_shared<plane_double>();
+  bool agent_expected = true;
+
   void spawn_manager() {
     actors::port_forward_spec spec;
+    spec.agent_expected = agent_expected;
+    auto sp = ssh_plane;
+    spec.make_ssh_plane = [sp] { return std::static_pointer_cast<actors::forward_plane>(sp); };
     spec.instance_dir = dir;
     spec.ga_socket = dir + "/ga.sock";
     spec.rules = rules_ignoring(ignored);
@@ -376,4 +394,59 @@ TEST_F(port_forward_manager_test, host_socket_rules_bind_a_unix_socket_in_the_in
   report(false, {}, {{"tcp", "127.0.0.1", a}});
   run();
   EXPECT_NE(::access((dir + "/sock/port.sock").c_str(), F_OK), 0) << "removed with its forwarder";
+}
+
+// -- the SSH fallback ---------------------------------------------------------------------------
+
+namespace {
+
+/// A /proc/net/tcp listing with one LISTEN socket on 127.0.0.1:port and one ESTABLISHED one.
+std::string proc_net_tcp(int port) {
+  char row[256];
+  std::snprintf(row, sizeof row,
+                "   0: 0100007F:%04X 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 1 1 0 100 0 0 10 0\n"
+                "   1: 0100007F:%04X 0100007F:9C40 01 00000000:00000000 00:00000000 00000000     0        0 2 1 0 100 0 0 10 0\n",
+                port, port + 1);
+  return std::string("@@ tcp\n  sl  local_address rem_address   st tx_queue rx_queue tr tm->when "
+                     "retrnsmt   uid  timeout inode\n") + row + "@@ tcp6\n";
+}
+
+} // namespace
+
+TEST_F(port_forward_manager_test, without_a_shipped_agent_tcp_goes_over_ssh_at_once) {
+  agent_expected = false;
+  int a = free_port();
+  log->listing = proc_net_tcp(a);
+  spawn_manager();
+  EXPECT_EQ(log->execs, 1);
+  EXPECT_TRUE(st().ssh_mode);
+  EXPECT_NE(log->forwarder.find("ssh"), std::string::npos) << log->forwarder;
+  ASSERT_EQ(ssh_plane->listeners.size(), 1u);
+  EXPECT_EQ(ssh_plane->listeners.begin()->second.guest_addr, addr(a));
+  EXPECT_TRUE(plane->listeners.empty());
+  // the listing is polled: the port closing removes the forward
+  log->listing = proc_net_tcp(0).substr(0, proc_net_tcp(0).find("   0:")) + "@@ tcp6\n";
+  advance(1s);
+  EXPECT_GE(log->execs, 2);
+  EXPECT_TRUE(ssh_plane->listeners.empty());
+  EXPECT_EQ(log->types_for(addr(a)), (std::vector<std::string>{"forwarding", "stopping"}));
+}
+
+TEST_F(port_forward_manager_test, an_agent_that_never_connects_falls_back_to_ssh_and_back) {
+  int a = free_port();
+  log->listing = proc_net_tcp(a);
+  spawn_manager();
+  EXPECT_FALSE(st().ssh_mode);
+  advance(30s); // the agent did not answer
+  EXPECT_TRUE(st().ssh_mode);
+  EXPECT_EQ(ssh_plane->listeners.size(), 1u);
+  // the agent finally connects: forwarding moves back to it
+  link_up();
+  EXPECT_FALSE(st().ssh_mode);
+  EXPECT_TRUE(ssh_plane->listeners.empty());
+  report(true, {{"tcp", "127.0.0.1", a}, {"udp", "127.0.0.1", a}});
+  EXPECT_EQ(plane->listeners.size(), 2u);
+  auto execs = log->execs;
+  advance(5s);
+  EXPECT_EQ(log->execs, execs) << "no more SSH polling once the agent is back";
 }

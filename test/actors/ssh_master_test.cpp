@@ -8,6 +8,9 @@
 #include "actors/ssh_master.hpp"
 #include "config/identity.hpp"
 #include "test/actors/sshd_fixture.hpp"
+#include "test/guest/net_helpers.hpp"
+
+#include <sys/socket.h>
 
 #include <caf/all.hpp>
 #include <gtest/gtest.h>
@@ -445,4 +448,73 @@ TEST_F(ssh_master_test, health_checks_and_injected_faults) {
   self->request(h, 300ms, atom::ping_v)
     .receive([](atom::pong) {}, [&](caf::error& e) { err = e; });
   EXPECT_EQ(err, caf::sec::request_timeout);
+}
+
+// -- port forwarding's SSH fallback: direct-tcpip through a real sshd --------------------------
+
+namespace {
+
+/// A connected pair over loopback TCP: {client end, accepted end}.
+std::pair<int, int> tcp_pair() {
+  int l = calima::testnet::listen_tcp("127.0.0.1", 0);
+  int c = calima::testnet::connect_tcp(calima::testnet::local_port(l));
+  int a = ::accept4(l, nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK);
+  ::close(l);
+  return {c, a};
+}
+
+} // namespace
+
+TEST_F(ssh_master_test, forwards_tcp_over_direct_tcpip_with_half_close) {
+  caf::scoped_actor self{sys};
+  auto m = spawn(config());
+  ASSERT_FALSE(connect(self, m, target(sshd->port())));
+  calima::testnet::echo_server echo;
+  // Large data both ways, then a half-close: the echo must come back whole, then EOF.
+  auto [client, carried] = tcp_pair();
+  self->send(m, atom::forward_v, static_cast<int32_t>(carried), std::string("127.0.0.1"),
+             static_cast<int32_t>(echo.port()));
+  auto payload = calima::testnet::pattern(3 * 1024 * 1024 + 5);
+  std::thread writer([&, c = client] {
+    calima::testnet::write_all(c, payload);
+    ::shutdown(c, SHUT_WR);
+  });
+  auto got = calima::testnet::read_to_eof(client);
+  writer.join();
+  ::close(client);
+  EXPECT_EQ(got.size(), payload.size());
+  EXPECT_TRUE(got == payload);
+
+  // Several at once.
+  std::vector<std::thread> ts;
+  std::atomic<int> ok{0};
+  for (int i = 0; i < 4; ++i) {
+    auto [c, a] = tcp_pair();
+    self->send(m, atom::forward_v, static_cast<int32_t>(a), std::string("127.0.0.1"),
+               static_cast<int32_t>(echo.port()));
+    ts.emplace_back([&, c = c, i] {
+      auto p = calima::testnet::pattern(100000, static_cast<char>(i));
+      std::thread w([&] {
+        calima::testnet::write_all(c, p);
+        ::shutdown(c, SHUT_WR);
+      });
+      if (calima::testnet::read_to_eof(c) == p)
+        ++ok;
+      w.join();
+      ::close(c);
+    });
+  }
+  for (auto& t : ts)
+    t.join();
+  EXPECT_EQ(ok, 4);
+
+  // Nothing listens at the target: the guest refuses the channel, the client is reset.
+  int dead = calima::testnet::listen_tcp("127.0.0.1", 0);
+  int dead_port = calima::testnet::local_port(dead);
+  ::close(dead);
+  auto [c2, a2] = tcp_pair();
+  self->send(m, atom::forward_v, static_cast<int32_t>(a2), std::string("127.0.0.1"),
+             static_cast<int32_t>(dead_port));
+  EXPECT_EQ(calima::testnet::read_to_eof(c2), "");
+  ::close(c2);
 }
