@@ -1,6 +1,8 @@
 #include "actors/ga_link.hpp"
 
 
+#include "config/log.hpp"
+
 #include <caf/all.hpp>
 
 #include <sys/socket.h>
@@ -88,6 +90,7 @@ ga_link_actor::behavior_type ga_link(ga_link_pointer self, ga_link_spec spec,
           break;
         case link_event::down:
           // The engine dropped the link (the VM closed the socket, a protocol error): reconnect.
+          log::info("guest-agent link down", {{"socket", st.spec.socket_path}, {"reason", ev.text}});
           ++st.ping_gen;
           if (st.ph == ga_link_state::phase::up)
             self->send(st.manager, atom::link_v, false, ev.text);

@@ -1,6 +1,7 @@
 #include "actors/port_forward_manager.hpp"
 
 #include "actors/port_forward_rules.hpp"
+#include "config/log.hpp"
 #include "guest/port_scanner.hpp"
 #include "guest/tunnel_protocol.hpp"
 
@@ -188,6 +189,8 @@ void enter_ssh_mode(self_pointer self) {
   auto& st = self->state;
   if (st.ssh_mode || !st.spec.make_ssh_plane || !st.spec.parent)
     return;
+  log::warn("The guest agent is not connected; forwarding TCP over SSH (slower)",
+            {{"instance", st.spec.instance_dir}});
   reset_forwards(self);
   st.ssh_plane = st.spec.make_ssh_plane();
   st.ssh_mode = true;
@@ -403,6 +406,10 @@ port_forward_manager(port_forward_manager_pointer self, port_forward_spec spec) 
     [=](atom::link, bool up, std::string& text) {
       auto& st = self->state;
       st.link_up = up;
+      if (up)
+        log::info("Guest agent is running", {{"instance", st.spec.instance_dir}, {"agent", text}});
+      else
+        log::warn("Lost the guest agent; reconnecting", {{"instance", st.spec.instance_dir}, {"reason", text}});
       st.agent = std::move(text);
       if (up) {
         ++st.fallback_gen;

@@ -212,7 +212,13 @@ const host_info& host_info::current() {
 
 std::string guest_agent_binary(std::string* tried) {
   std::vector<std::string> candidates;
-  if (const char* env = std::getenv("CALIMA_GUESTAGENT"); env && *env)
+  const char* env = std::getenv("CALIMA_GUESTAGENT");
+  if (env && std::string(env) == "none") {
+    if (tried)
+      *tried = "nothing: CALIMA_GUESTAGENT=none";
+    return {};
+  }
+  if (env && *env)
     candidates.push_back(env);
   char buf[4096];
   ssize_t n = ::readlink("/proc/self/exe", buf, sizeof buf - 1);

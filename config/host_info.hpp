@@ -53,7 +53,8 @@ struct host_info {
 /// Lima's name for the architecture this binary was built for.
 std::string host_arch_name();
 
-/// The lima-guestagent binary (built for this host's arch): `$CALIMA_GUESTAGENT`, else
+/// The lima-guestagent binary (built for this host's arch): `$CALIMA_GUESTAGENT` (`none`: no
+/// agent, port forwarding falls back to SSH), else
 /// `lima-guestagent` beside the running program, else
 /// `<prefix>/share/lima/lima-guestagent.Linux-<arch>`. "" when none is readable, with `tried`
 /// naming the first place looked at.

@@ -91,7 +91,7 @@ prepared_instance prepare_instance(const std::string& lima_home, const std::stri
     if (p.guest_agent)
       cp.virtio_port = "io.lima-vm.guest_agent.0";
     else
-      p.warnings.push_back("port forwarding is not available: " + why);
+      p.warnings.push_back("port forwarding falls back to SSH (TCP only): " + why);
   }
   cidata::write_cidata(cp);
   p.iid = cp.iid;
@@ -116,7 +116,9 @@ std::string find_guest_agent(const limayaml::lima_yaml& cfg, std::string& why) {
   std::string tried;
   auto path = guest_agent_binary(&tried);
   if (path.empty())
-    why = "lima-guestagent not found (looked for " + tried + " and beside it)";
+    why = tried.rfind("nothing", 0) == 0 ? "no lima-guestagent (" + tried + ")"
+                                         : "lima-guestagent not found (looked for " + tried +
+                                             " and beside it)";
   return path;
 }
 

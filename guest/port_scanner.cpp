@@ -8,6 +8,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
 
 #include <algorithm>
@@ -218,12 +219,10 @@ bool scan_sock_diag(std::vector<listener>& out, std::string& error) {
         }
         if (h->nlmsg_type == NLMSG_ERROR) {
           auto* e = static_cast<nlmsgerr*>(NLMSG_DATA(h));
-          // a protocol without diag support (e.g. IPv6 disabled) lists nothing
-          if (e->error == -ENOENT || e->error == -EAFNOSUPPORT) {
-            done = true;
-            break;
-          }
-          error = std::string("netlink sock_diag: ") + std::strerror(-e->error);
+          // ENOENT: no diag module for this protocol (inet_diag/tcp_diag/udp_diag not loaded,
+          // as in the test guest): the caller falls back to /proc, which always works
+          error = std::string("netlink sock_diag (") + q.proto +
+                  (q.family == AF_INET6 ? "6" : "") + "): " + std::strerror(-e->error);
           ::close(fd);
           return false;
         }
@@ -246,12 +245,15 @@ bool scan_sock_diag(std::vector<listener>& out, std::string& error) {
 // -- scanning the real files ------------------------------------------------------------------
 
 std::vector<listener> scan(const std::string& proc_root, std::vector<std::string>* errors) {
-  if (proc_root == "/proc") {
+  // sock_diag unless it failed once (no diag modules: asking again would make the kernel try
+  // to load them on every scan)
+  static std::atomic<bool> diag_works{true};
+  if (proc_root == "/proc" && diag_works) {
     std::vector<listener> out;
     std::string error;
     if (scan_sock_diag(out, error))
       return out;
-    // no sock_diag (an old or restricted kernel): the /proc files below
+    diag_works = false; // the /proc files below from now on
   }
   static const char* const files[][2] = {
     {"tcp", "tcp"}, {"tcp6", "tcp"}, {"udp", "udp"}, {"udp6", "udp"}};

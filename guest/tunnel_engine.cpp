@@ -362,6 +362,18 @@ struct tunnel_engine::impl {
         synced = true;
         continue;
       }
+      // A magic while in sync precedes another HELLO (the peer answers every HELLO it gets,
+      // and a host repeats HELLO until answered): skip it. 0x89 is no frame type, so a partial
+      // magic at the end of the buffer waits for more bytes.
+      if (pos < in_len && in[pos] == sync_magic[0]) {
+        size_t have = std::min(in_len - pos, sizeof sync_magic);
+        if (std::memcmp(in.data() + pos, sync_magic, have) == 0) {
+          if (have < sizeof sync_magic)
+            break;
+          pos += sizeof sync_magic;
+          continue;
+        }
+      }
       if (in_len - pos < header_size)
         break;
       auto h = decode_header(in.data() + pos);

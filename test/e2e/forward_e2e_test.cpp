@@ -199,3 +199,26 @@ TEST_F(e2e, port_forwarding_through_the_guest_agent) {
   EXPECT_FALSE(listening(8081)) << "forwards end with the instance";
   EXPECT_NE(::access(sock.c_str(), F_OK), 0) << "the host socket is removed";
 }
+
+TEST_F(e2e, port_forwarding_falls_back_to_ssh_without_the_guest_agent) {
+  lc.env["CALIMA_GUESTAGENT"] = "none"; // limactl and the supervisor it starts: no agent shipped
+  auto r = lc.run({"start", "--tty=false", "template:test"});
+  ASSERT_EQ(r.status, 0) << r.err;
+  r = lc.run({"shell", "test", "sh", "-c", "(nc -ll -p 8082 -e cat </dev/null >/dev/null 2>&1 &)"});
+  ASSERT_EQ(r.status, 0) << r.err;
+  EXPECT_TRUE(eventually(10s, [&] {
+    int fd = connect_port(8082);
+    return fd >= 0 && echo_line(fd, "over-ssh\n") == "over-ssh\n" && ::close(fd) == 0;
+  }));
+  r = lc.run({"list", "--json", "test"});
+  ASSERT_EQ(r.status, 0) << r.err;
+  auto rec = nlohmann::json::parse(r.out);
+  EXPECT_TRUE(contains(rec.value("forwarder", ""), "ssh")) << r.out;
+  auto info = lc.run({"info"});
+  EXPECT_TRUE(contains(info.out, "TCP only, slower")) << info.out;
+  // half-close through the SSH path: the guest's `cat` sees EOF and the echo ends cleanly
+  EXPECT_EQ(exchange(connect_port(8082), "abc"), "abc");
+  r = lc.run({"stop", "test"});
+  ASSERT_EQ(r.status, 0) << r.err;
+  EXPECT_FALSE(listening(8082));
+}

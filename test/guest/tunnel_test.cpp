@@ -256,3 +256,38 @@ TEST(tunnel_engine, guest_resynchronises_after_garbage) {
 }
 
 } // namespace
+
+TEST(tunnel_engine, host_accepts_repeated_hello_answers) {
+  // A guest that got several (buffered) HELLOs answers each with magic + HELLO + PORTS; the host,
+  // in sync after the first, must skip the later magics rather than call them bad frames.
+  std::mutex mtx;
+  int ups = 0, downs = 0, reports = 0;
+  engine_callbacks hc;
+  hc.on_link_up = [&](uint16_t, const std::string&) { std::lock_guard<std::mutex> g(mtx); ++ups; };
+  hc.on_link_down = [&](const std::string&) { std::lock_guard<std::mutex> g(mtx); ++downs; };
+  hc.on_ports = [&](const port_report&) { std::lock_guard<std::mutex> g(mtx); ++reports; };
+  tunnel_engine host(engine_options{}, hc);
+  host.start();
+  int sv[2];
+  ASSERT_EQ(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+  host.attach_link(sv[0]);
+  port_report full;
+  full.full = true;
+  full.listed = {{"127.0.0.1", 80, "tcp"}};
+  std::string answer = std::string(sync_magic, sizeof sync_magic) +
+                       make_frame(frame_type::hello, 0, encode_hello("agent")) +
+                       make_frame(frame_type::ports, 0, encode_ports(full), flag_full);
+  // three answers, the last one split inside its magic
+  std::string all = answer + answer + answer;
+  ASSERT_TRUE(write_all(sv[1], all.substr(0, answer.size() * 2 + 3)));
+  std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  ASSERT_TRUE(write_all(sv[1], all.substr(answer.size() * 2 + 3)));
+  EXPECT_TRUE(eventually([&] {
+    std::lock_guard<std::mutex> g(mtx);
+    return reports == 3;
+  }));
+  std::lock_guard<std::mutex> g(mtx);
+  EXPECT_EQ(ups, 3);
+  EXPECT_EQ(downs, 0);
+  ::close(sv[1]);
+}
