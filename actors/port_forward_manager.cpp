@@ -56,7 +56,8 @@ void spawn_link(self_pointer self) {
 void spawn_forwarder(self_pointer self, forward_entry& e) {
   e.spec.restarts = e.info.restarts;
   auto& st = self->state;
-  e.actor = self->spawn(forwarder, e.spec, st.ssh_mode ? st.ssh_plane : st.engine,
+  auto plane = e.is_static ? st.static_plane : st.ssh_mode ? st.ssh_plane : st.engine;
+  e.actor = self->spawn(forwarder, e.spec, plane,
                         caf::actor_cast<port_forward_manager_actor>(self));
   ++e.gen;
   watch(self, e.actor.address());
@@ -76,6 +77,12 @@ void add_guest_port(self_pointer self, const guest_port& p) {
   auto id = guest_port_id(p);
   if (st.guest.count(id) != 0)
     return;
+  if (covered_by_static(st.spec.rules, p.port)) {
+    // a `static` rule's port: forwarded over SSH since the start (Lima skips these here too)
+    st.guest[id] = "";
+    st.guest_ports[id] = p;
+    return;
+  }
   auto d = decide(st.spec.rules, guest_listener{p.ip, p.port, p.proto});
   auto guest_addr = tunnel::join_host_port(p.ip, p.port);
   if (d.k != forward_decision::forward) {
@@ -174,16 +181,62 @@ void on_ports(self_pointer self, const guest_port_report& r) {
 /// Stops every forwarder and forgets the guest's ports: a new mode starts from a full list.
 void reset_forwards(self_pointer self) {
   auto& st = self->state;
-  for (auto& [key, e] : st.forwards) {
+  for (auto it = st.forwards.begin(); it != st.forwards.end();) {
+    auto& e = it->second;
+    if (e.is_static) {
+      ++it;
+      continue;
+    }
     tell_parent(self, {"stopping", e.info.proto, e.info.guest_addr, e.info.host_addr, ""});
     retire(self, e.actor.address());
+    it = st.forwards.erase(it);
   }
-  st.forwards.clear();
   st.guest.clear();
   st.guest_ports.clear();
 }
 
 void poll_ssh(self_pointer self, uint64_t gen);
+
+/// `static` rules: their forwards start with the manager, over SSH (runtime §7.1, §7.6).
+void start_statics(self_pointer self) {
+  auto& st = self->state;
+  auto xs = static_forwards(st.spec.rules);
+  if (xs.empty())
+    return;
+  if (st.spec.make_ssh_plane)
+    st.static_plane = st.spec.make_ssh_plane();
+  for (auto& f : xs) {
+    forwarder_spec fs;
+    fs.proto = "tcp";
+    fs.guest_addr = tunnel::join_host_port(f.guest_ip, f.guest_port);
+    if (!f.host_socket.empty()) {
+      fs.host_socket = f.host_socket.front() == '/' ? f.host_socket
+                                                    : st.spec.instance_dir + "/sock/" + f.host_socket;
+    } else {
+      fs.host_ip = f.host_ip;
+      fs.host_port = f.host_port;
+    }
+    auto host = fs.host_socket.empty() ? tunnel::join_host_port(fs.host_ip, fs.host_port)
+                                       : fs.host_socket;
+    fs.key = "static-tcp-" + host;
+    if (!st.static_plane) {
+      tell_parent(self, {"failed", "tcp", fs.guest_addr, host, "static forwards need SSH"});
+      continue;
+    }
+    auto [it, fresh] = st.forwards.try_emplace(fs.key);
+    if (!fresh)
+      continue;
+    auto& e = it->second;
+    e.is_static = true;
+    e.spec = fs;
+    e.sources.insert("static");
+    e.info.proto = "tcp";
+    e.info.guest_addr = fs.guest_addr;
+    e.info.host_addr = host;
+    e.info.state = "binding";
+    spawn_forwarder(self, e);
+  }
+}
 
 void enter_ssh_mode(self_pointer self) {
   auto& st = self->state;
@@ -385,6 +438,7 @@ port_forward_manager(port_forward_manager_pointer self, port_forward_spec spec) 
   });
   self->set_down_handler([=](caf::down_msg& dm) { on_down(self, dm); });
   spawn_link(self);
+  start_statics(self);
   if (!st.spec.agent_expected)
     enter_ssh_mode(self);
   else

@@ -71,6 +71,8 @@ struct forward_entry {
   forward_info info;
   restart_history restarts;
   uint64_t gen = 0;
+  /// A `static` rule's forward: over SSH from the start, never removed by port reports.
+  bool is_static = false;
 };
 
 struct port_forward_manager_state {
@@ -78,6 +80,8 @@ struct port_forward_manager_state {
   std::shared_ptr<forward_plane> engine;
   /// Set while forwarding over SSH (the fallback); forwarders then use it instead of `engine`.
   std::shared_ptr<forward_plane> ssh_plane;
+  /// The plane of `static` rules' forwards (always SSH, like Lima's).
+  std::shared_ptr<forward_plane> static_plane;
   bool ssh_mode = false;
   uint64_t fallback_gen = 0;
   uint64_t poll_gen = 0;

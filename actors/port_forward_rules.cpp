@@ -221,4 +221,37 @@ forward_decision decide(const std::vector<port_forward>& rules, const guest_list
   return forward_decision{};
 }
 
+std::vector<static_forward> static_forwards(const std::vector<port_forward>& rules) {
+  std::vector<static_forward> out;
+  for (const auto& r : rules) {
+    if (!r.static_.value_or(false) || r.ignore.value_or(false))
+      continue;
+    auto v = view(r);
+    if (v.socket_rule || (v.proto != "tcp" && v.proto != "any") || v.guest_lo <= 0)
+      continue;
+    std::string gip = r.guest_ip ? *r.guest_ip : "127.0.0.1";
+    for (int64_t p = v.guest_lo; p <= v.guest_hi && out.size() < 1024; ++p) {
+      static_forward f;
+      f.guest_ip = gip;
+      f.guest_port = static_cast<int>(p);
+      f.host_ip = v.host_ip;
+      f.host_socket = v.host_socket;
+      f.host_port = v.host_socket.empty() ? static_cast<int>(p - v.guest_lo + v.host_lo) : 0;
+      out.push_back(std::move(f));
+    }
+  }
+  return out;
+}
+
+bool covered_by_static(const std::vector<port_forward>& rules, int port) {
+  for (const auto& r : rules) {
+    if (!r.static_.value_or(false))
+      continue;
+    auto v = view(r);
+    if (port >= v.guest_lo && port <= v.guest_hi)
+      return true;
+  }
+  return false;
+}
+
 } // namespace calima

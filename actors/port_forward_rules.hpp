@@ -64,4 +64,22 @@ std::vector<limayaml::port_forward> effective_rules(const limayaml::lima_yaml& f
 /// (`::ffff:127.0.0.1` equals `127.0.0.1`); an unparsable IP equals nothing.
 forward_decision decide(const std::vector<limayaml::port_forward>& rules, const guest_listener& l);
 
+/// One forward of a `static` rule (runtime §7.1): set up when the instance starts, over SSH,
+/// whatever the guest listens on. TCP only.
+struct static_forward {
+  std::string guest_ip; ///< the rule's guestIP (default 127.0.0.1; unspecified dialled as loopback)
+  int guest_port = 0;
+  std::string host_ip;
+  int host_port = 0;
+  std::string host_socket; ///< as written (relative: `$INST/sock/<name>`)
+};
+
+/// The static forwards of `rules`: port rules (not socket rules, not `ignore`) with `static:
+/// true` whose proto is tcp or any; a port range gives one forward per port (at most 1024).
+std::vector<static_forward> static_forwards(const std::vector<limayaml::port_forward>& rules);
+
+/// True when `port` lies in the guest port range of a `static` rule, whatever its IP or proto:
+/// Lima's dynamic forwarder skips those ports (runtime §7.7).
+bool covered_by_static(const std::vector<limayaml::port_forward>& rules, int port);
+
 } // namespace calima

@@ -450,3 +450,34 @@ TEST_F(port_forward_manager_test, an_agent_that_never_connects_falls_back_to_ssh
   advance(5s);
   EXPECT_EQ(log->execs, execs) << "no more SSH polling once the agent is back";
 }
+
+TEST_F(port_forward_manager_test, static_rules_forward_over_ssh_from_the_start) {
+  int a = free_port();
+  limayaml::lima_yaml y;
+  limayaml::port_forward r;
+  r.guest_port = a;
+  r.static_ = true;
+  y.port_forwards.push_back(r);
+  actors::port_forward_spec spec;
+  spec.instance_dir = dir;
+  spec.rules = effective_rules(y, 60022);
+  spec.parent = track(sys.spawn(parent_double, log));
+  spec.link.socket_path = dir + "/ga.sock";
+  auto p = plane;
+  spec.make_plane = [p](actors::forward_plane_callbacks cbs) {
+    p->cbs = std::move(cbs);
+    return std::static_pointer_cast<actors::forward_plane>(p);
+  };
+  auto sp = ssh_plane;
+  spec.make_ssh_plane = [sp] { return std::static_pointer_cast<actors::forward_plane>(sp); };
+  mgr = track(sys.spawn(actors::port_forward_manager, spec));
+  run();
+  // before the guest agent says anything
+  ASSERT_EQ(ssh_plane->listeners.size(), 1u);
+  EXPECT_EQ(ssh_plane->listeners.begin()->second.guest_addr, addr(a));
+  link_up();
+  report(true, {{"tcp", "127.0.0.1", a}});
+  EXPECT_TRUE(plane->listeners.empty()) << "the dynamic forwarder skips a static port";
+  report(true, {});
+  EXPECT_EQ(ssh_plane->listeners.size(), 1u) << "static forwards stay";
+}

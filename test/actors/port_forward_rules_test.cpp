@@ -417,3 +417,35 @@ TEST(port_forward_rules, user_rule_overrides_host_service_ignore) {
 
 } // namespace
 } // namespace calima
+
+namespace calima {
+namespace {
+
+TEST(port_forward_rules, static_rules_give_ssh_forwards_and_shadow_their_ports) {
+  port_forward single;
+  single.guest_port = 5432;
+  single.host_port = 15432;
+  single.static_ = true;
+  port_forward range = range_rule(7000, 7002);
+  range.static_ = true;
+  range.proto = "udp"; // not TCP: no static forward, but the ports are still shadowed
+  port_forward sock;
+  sock.guest_port = 6000;
+  sock.host_socket = "db.sock";
+  sock.static_ = true;
+  port_forward dynamic = range_rule(8000, 8001);
+  auto xs = static_forwards({single, range, sock, dynamic});
+  ASSERT_EQ(xs.size(), 2u);
+  EXPECT_EQ(xs[0].guest_ip, "127.0.0.1");
+  EXPECT_EQ(xs[0].guest_port, 5432);
+  EXPECT_EQ(xs[0].host_ip, "127.0.0.1");
+  EXPECT_EQ(xs[0].host_port, 15432);
+  EXPECT_EQ(xs[1].guest_port, 6000);
+  EXPECT_EQ(xs[1].host_socket, "db.sock");
+  EXPECT_TRUE(covered_by_static({single, range}, 5432));
+  EXPECT_TRUE(covered_by_static({single, range}, 7001));
+  EXPECT_FALSE(covered_by_static({single, range, dynamic}, 8000));
+}
+
+} // namespace
+} // namespace calima
