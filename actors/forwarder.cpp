@@ -1,4 +1,5 @@
 #include "actors/forwarder.hpp"
+#include "actors/supervised_child.hpp"
 
 #include "config/go_format.hpp"
 #include "guest/tunnel_protocol.hpp"
@@ -161,17 +162,8 @@ forwarder_actor::behavior_type forwarder(forwarder_pointer self, forwarder_spec 
       if (gen == st.timer && !st.hung && *st.listener_id == 0)
         bind_now(self);
     },
-    [=](atom::ping) -> caf::result<atom::pong> {
-      if (self->state.hung)
-        return self->make_response_promise<atom::pong>(); // never delivered
-      return atom::pong_v;
-    },
-    [=](atom::fault, const std::string& kind) {
-      if (kind == "crash")
-        self->quit(caf::make_error(ec::injected_fault, "injected crash"));
-      else if (kind == "hang")
-        self->state.hung = true;
-    },
+    [=](atom::ping) { return answer_ping(self); },
+    [=](atom::fault, const std::string& kind) { inject_fault(self, kind); },
   };
 }
 

@@ -1,4 +1,5 @@
 #include "actors/ga_link.hpp"
+#include "actors/supervised_child.hpp"
 
 
 #include "config/log.hpp"
@@ -107,17 +108,8 @@ ga_link_actor::behavior_type ga_link(ga_link_pointer self, ga_link_spec spec,
         try_connect(self);
     },
     [=](atom::health, uint64_t gen) { ping_round(self, gen); },
-    [=](atom::ping) -> caf::result<atom::pong> {
-      if (self->state.hung)
-        return self->make_response_promise<atom::pong>(); // never delivered
-      return atom::pong_v;
-    },
-    [=](atom::fault, const std::string& kind) {
-      if (kind == "crash")
-        self->quit(caf::make_error(ec::injected_fault, "injected crash"));
-      else if (kind == "hang")
-        self->state.hung = true;
-    },
+    [=](atom::ping) { return answer_ping(self); },
+    [=](atom::fault, const std::string& kind) { inject_fault(self, kind); },
   };
 }
 

@@ -1,4 +1,5 @@
 #include "actors/port_forward_manager.hpp"
+#include "actors/supervised_child.hpp"
 
 #include "actors/port_forward_rules.hpp"
 #include "config/log.hpp"
@@ -525,17 +526,8 @@ port_forward_manager(port_forward_manager_pointer self, port_forward_spec spec) 
     },
     [=](atom::restart, const std::string& key, uint64_t gen) { on_restart(self, key, gen); },
     [=](atom::health, uint64_t gen) { health_round(self, gen); },
-    [=](atom::ping) -> caf::result<atom::pong> {
-      if (self->state.hung)
-        return self->make_response_promise<atom::pong>(); // never delivered
-      return atom::pong_v;
-    },
-    [=](atom::fault, const std::string& kind) {
-      if (kind == "crash")
-        self->quit(caf::make_error(ec::injected_fault, "injected crash"));
-      else if (kind == "hang")
-        self->state.hung = true;
-    },
+    [=](atom::ping) { return answer_ping(self); },
+    [=](atom::fault, const std::string& kind) { inject_fault(self, kind); },
   };
 }
 

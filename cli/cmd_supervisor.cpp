@@ -44,7 +44,7 @@ void register_supervisor(CLI::App& root) {
   debug->group("Advanced Commands");
   auto args = std::make_shared<std::vector<std::string>>();
   auto* fault = debug->add_subcommand(
-    "fault", "Inject a fault: INSTANCE COMPONENT(vm|ssh|event-log) KIND(crash|hang)");
+    "fault", "Inject a fault: INSTANCE COMPONENT(vm|ssh|event-log|ports|ga|forwarder:HOSTPORT) KIND(crash|hang)");
   fault->add_option("args", *args);
   set_action(fault, [args] {
     check_args(*args, 3, 3, "limactl debug fault", "limactl debug fault INSTANCE COMPONENT KIND",

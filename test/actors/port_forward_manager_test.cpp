@@ -18,6 +18,7 @@
 
 #include <cstdlib>
 #include <map>
+#include <optional>
 
 using namespace calima;
 using namespace calima::test;
@@ -176,14 +177,16 @@ protected:
   std::shared_ptr<plane_double> ssh_plane = std::make_shared<plane_double>();
   bool agent_expected = true;
 
-  void spawn_manager() {
+  /// Spawns the manager with `rules` (default: Lima's plus an ignore rule), the plane doubles
+  /// and the parent double.
+  void spawn_manager(std::optional<std::vector<limayaml::port_forward>> rules = std::nullopt) {
     actors::port_forward_spec spec;
     spec.agent_expected = agent_expected;
     auto sp = ssh_plane;
     spec.make_ssh_plane = [sp] { return std::static_pointer_cast<actors::forward_plane>(sp); };
     spec.instance_dir = dir;
     spec.ga_socket = dir + "/ga.sock";
-    spec.rules = rules_ignoring(ignored);
+    spec.rules = rules ? *rules : rules_ignoring(ignored);
     spec.parent = track(sys.spawn(parent_double, log));
     spec.link.socket_path = spec.ga_socket;
     auto p = plane;
@@ -374,18 +377,7 @@ TEST_F(port_forward_manager_test, host_socket_rules_bind_a_unix_socket_in_the_in
   r.guest_port = a;
   r.host_socket = "port.sock";
   y.port_forwards.push_back(r);
-  actors::port_forward_spec spec;
-  spec.instance_dir = dir;
-  spec.rules = effective_rules(y, 60022);
-  spec.parent = track(sys.spawn(parent_double, log));
-  spec.link.socket_path = dir + "/ga.sock";
-  auto p = plane;
-  spec.make_plane = [p](actors::forward_plane_callbacks cbs) {
-    p->cbs = std::move(cbs);
-    return std::static_pointer_cast<actors::forward_plane>(p);
-  };
-  mgr = track(sys.spawn(actors::port_forward_manager, spec));
-  run();
+  spawn_manager(effective_rules(y, 60022));
   link_up();
   report(true, {{"tcp", "127.0.0.1", a}});
   ASSERT_EQ(log->forwards.size(), 1u);
@@ -458,20 +450,7 @@ TEST_F(port_forward_manager_test, static_rules_forward_over_ssh_from_the_start) 
   r.guest_port = a;
   r.static_ = true;
   y.port_forwards.push_back(r);
-  actors::port_forward_spec spec;
-  spec.instance_dir = dir;
-  spec.rules = effective_rules(y, 60022);
-  spec.parent = track(sys.spawn(parent_double, log));
-  spec.link.socket_path = dir + "/ga.sock";
-  auto p = plane;
-  spec.make_plane = [p](actors::forward_plane_callbacks cbs) {
-    p->cbs = std::move(cbs);
-    return std::static_pointer_cast<actors::forward_plane>(p);
-  };
-  auto sp = ssh_plane;
-  spec.make_ssh_plane = [sp] { return std::static_pointer_cast<actors::forward_plane>(sp); };
-  mgr = track(sys.spawn(actors::port_forward_manager, spec));
-  run();
+  spawn_manager(effective_rules(y, 60022));
   // before the guest agent says anything
   ASSERT_EQ(ssh_plane->listeners.size(), 1u);
   EXPECT_EQ(ssh_plane->listeners.begin()->second.guest_addr, addr(a));
