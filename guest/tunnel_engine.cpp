@@ -47,8 +47,8 @@ void close_with_rst(int fd) {
   ::close(fd);
 }
 
-constexpr size_t out_high = 1024 * 1024;     // stop reading streams above this much unsent
-constexpr size_t in_capacity = 2 * 1024 * 1024;
+constexpr size_t out_high = 2 * 1024 * 1024;     // stop reading streams above this much unsent
+constexpr size_t in_capacity = 4 * 1024 * 1024;
 constexpr size_t udp_max = 65536;
 constexpr int per_service_frames = 4;        // fairness: frames read from one stream per turn
 

@@ -27,7 +27,7 @@ inline constexpr char sync_magic[8] = {'\x89', 'C', 'A', 'L', 'T', 'U', 'N', '\n
 inline constexpr size_t header_size = 12;
 
 /// Largest payload a sender may put in one frame; a bigger length is a protocol error.
-inline constexpr uint32_t max_payload = 256 * 1024;
+inline constexpr uint32_t max_payload = 1024 * 1024;
 
 /// Flow-control credit each side grants per stream at OPEN (bytes of DATA in flight).
 inline constexpr uint32_t initial_window = 2 * 1024 * 1024;
