@@ -33,7 +33,9 @@ struct pair_fixture {
   std::unique_ptr<tunnel_engine> host;
   std::unique_ptr<tunnel_engine> guest_engine;
 
-  pair_fixture() {
+  /// `initial`: what the guest reports from the start (set before the link connects, so the
+  /// first full list cannot race the test).
+  explicit pair_fixture(std::vector<guest::listener> initial = {}) : ports(std::move(initial)) {
     engine_callbacks hc;
     hc.on_ports = [this](const port_report& r) {
       std::lock_guard<std::mutex> g(mtx);
@@ -89,8 +91,7 @@ struct pair_fixture {
 };
 
 TEST(tunnel_engine, handshake_then_full_port_list) {
-  pair_fixture f;
-  f.set_ports({{"127.0.0.1", 8080, "tcp"}});
+  pair_fixture f({{"127.0.0.1", 8080, "tcp"}});
   ASSERT_TRUE(f.wait_up());
   ASSERT_TRUE(f.wait_for([&] { return !f.reports.empty(); }));
   std::lock_guard<std::mutex> g(f.mtx);
@@ -179,8 +180,7 @@ TEST(tunnel_engine, udp_echo_per_client) {
 
 TEST(tunnel_engine, link_loss_resets_streams_and_reconnect_resends_ports) {
   echo_server echo;
-  pair_fixture f;
-  f.set_ports({{"127.0.0.1", 8080, "tcp"}});
+  pair_fixture f({{"127.0.0.1", 8080, "tcp"}});
   ASSERT_TRUE(f.wait_up());
   ASSERT_TRUE(f.wait_for([&] { return !f.reports.empty(); }));
   int lfd = listen_tcp("127.0.0.1", 0);
