@@ -239,6 +239,38 @@ void start_statics(self_pointer self) {
   }
 }
 
+/// `guestSocket` rules (runtime §7.9): set up once the guest agent is connected (it dials the
+/// guest's UNIX socket); they stay across link losses and go when forwarding falls back to SSH.
+void start_socket_forwards(self_pointer self) {
+  auto& st = self->state;
+  for (auto& f : socket_forwards(st.spec.rules)) {
+    forwarder_spec fs;
+    fs.proto = "tcp";
+    fs.guest_addr = f.guest_socket;
+    if (!f.host_socket.empty()) {
+      fs.host_socket = f.host_socket.front() == '/' ? f.host_socket
+                                                    : st.spec.instance_dir + "/sock/" + f.host_socket;
+    } else {
+      fs.host_ip = f.host_ip;
+      fs.host_port = f.host_port;
+    }
+    auto host = fs.host_socket.empty() ? tunnel::join_host_port(fs.host_ip, fs.host_port)
+                                       : fs.host_socket;
+    fs.key = "unix-" + host;
+    auto [it, fresh] = st.forwards.try_emplace(fs.key);
+    if (!fresh)
+      continue;
+    auto& e = it->second;
+    e.spec = fs;
+    e.sources.insert("guestSocket");
+    e.info.proto = "tcp";
+    e.info.guest_addr = fs.guest_addr;
+    e.info.host_addr = host;
+    e.info.state = "binding";
+    spawn_forwarder(self, e);
+  }
+}
+
 void enter_ssh_mode(self_pointer self) {
   auto& st = self->state;
   if (st.ssh_mode || !st.spec.make_ssh_plane || !st.spec.parent)
@@ -469,6 +501,7 @@ port_forward_manager(port_forward_manager_pointer self, port_forward_spec spec) 
       if (up) {
         ++st.fallback_gen;
         leave_ssh_mode(self);
+        start_socket_forwards(self);
       } else {
         arm_fallback(self);
       }

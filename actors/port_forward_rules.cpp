@@ -254,4 +254,22 @@ bool covered_by_static(const std::vector<port_forward>& rules, int port) {
   return false;
 }
 
+std::vector<socket_forward> socket_forwards(const std::vector<port_forward>& rules) {
+  std::vector<socket_forward> out;
+  for (const auto& r : rules) {
+    if (!r.guest_socket || r.guest_socket->empty() || r.reverse.value_or(false) ||
+        r.ignore.value_or(false))
+      continue;
+    socket_forward f;
+    f.guest_socket = *r.guest_socket;
+    f.host_socket = r.host_socket.value_or("");
+    f.host_ip = r.host_ip.value_or("127.0.0.1");
+    f.host_port = f.host_socket.empty() ? static_cast<int>(r.host_port.value_or(0)) : 0;
+    if (f.host_socket.empty() && f.host_port == 0)
+      continue; // nowhere to expose it
+    out.push_back(std::move(f));
+  }
+  return out;
+}
+
 } // namespace calima

@@ -78,6 +78,18 @@ struct static_forward {
 /// true` whose proto is tcp or any; a port range gives one forward per port (at most 1024).
 std::vector<static_forward> static_forwards(const std::vector<limayaml::port_forward>& rules);
 
+/// One forward of a `guestSocket` rule (runtime §7.9): the guest's UNIX socket exposed on the host
+/// (a socket, or a port for single-port rules). `reverse` rules are not included.
+struct socket_forward {
+  std::string guest_socket; ///< absolute path in the guest (templates already expanded)
+  std::string host_ip;
+  int host_port = 0;
+  std::string host_socket;  ///< absolute (defaults made it so) or as written
+};
+
+/// The guestSocket forwards of `rules`, in order (`ignore` and `reverse` rules skipped).
+std::vector<socket_forward> socket_forwards(const std::vector<limayaml::port_forward>& rules);
+
 /// True when `port` lies in the guest port range of a `static` rule, whatever its IP or proto:
 /// Lima's dynamic forwarder skips those ports (runtime §7.7).
 bool covered_by_static(const std::vector<limayaml::port_forward>& rules, int port);

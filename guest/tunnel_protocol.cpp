@@ -124,6 +124,8 @@ bool decode_open(const std::string& payload, std::string& proto, std::string& ad
     return false;
   proto = payload.substr(0, sp);
   address = payload.substr(sp + 1);
+  if (proto == "unix")
+    return !address.empty() && address.front() == '/';
   return (proto == "tcp" || proto == "udp") && !address.empty();
 }
 

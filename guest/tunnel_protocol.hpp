@@ -35,7 +35,7 @@ inline constexpr uint32_t initial_window = 2 * 1024 * 1024;
 enum class frame_type : uint8_t {
   hello = 1,  ///< payload: u16 version, then UTF-8 text naming the peer; stream 0
   ports = 2,  ///< payload: port lines (see `encode_ports`); flag `full` = a full list; stream 0
-  open = 3,   ///< host → guest: payload "tcp|udp <guest address>"; opens `stream`
+  open = 3,   ///< host → guest: payload "tcp|udp <ip:port>" or "unix <path>"; opens `stream`
   data = 4,   ///< payload: stream bytes (one datagram for UDP)
   window = 5, ///< payload: u32 credit the receiver of `stream` grants back
   fin = 6,    ///< the sender will send no more DATA on `stream` (TCP half-close)

@@ -216,13 +216,21 @@ void tunnel_engine::impl::guest_open(uint32_t id, const std::string& payload) {
     return;
   sockaddr_storage ss{};
   socklen_t len = 0;
-  if (!to_sockaddr(addr, ss, len))
+  if (proto == "unix") {
+    auto* un = reinterpret_cast<sockaddr_un*>(&ss);
+    if (addr.size() >= sizeof un->sun_path)
+      return send_frame(frame_type::reset, id, "socket path too long: " + addr);
+    un->sun_family = AF_UNIX;
+    std::memcpy(un->sun_path, addr.data(), addr.size());
+    len = sizeof(sockaddr_un);
+  } else if (!to_sockaddr(addr, ss, len)) {
     return send_frame(frame_type::reset, id, "bad address " + addr);
+  }
   bool udp = proto == "udp";
   int fd = ::socket(ss.ss_family, (udp ? SOCK_DGRAM : SOCK_STREAM) | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   if (fd < 0)
     return send_frame(frame_type::reset, id, std::string("socket: ") + std::strerror(errno));
-  if (!udp) {
+  if (proto == "tcp") {
     int one = 1;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
   }
@@ -314,7 +322,9 @@ void tunnel_engine::impl::accept_on(listener_entry& l) {
     s.fd = fd;
     s.writable = true;
     s.readable = true;
-    send_frame(frame_type::open, s.id, encode_open("tcp", l.guest_addr));
+    // an absolute path is a guest UNIX socket (guestSocket rules), else "ip:port"
+    send_frame(frame_type::open, s.id,
+               encode_open(l.guest_addr.front() == '/' ? "unix" : "tcp", l.guest_addr));
     watch_stream(s);
     mark_ready(s.id);
   }

@@ -460,3 +460,23 @@ TEST_F(port_forward_manager_test, static_rules_forward_over_ssh_from_the_start) 
   report(true, {});
   EXPECT_EQ(ssh_plane->listeners.size(), 1u) << "static forwards stay";
 }
+
+TEST_F(port_forward_manager_test, guest_socket_rules_are_forwarded_once_the_agent_connects) {
+  limayaml::lima_yaml y;
+  limayaml::port_forward r;
+  r.guest_socket = "/run/user/1000/docker.sock";
+  r.host_socket = dir + "/sock/docker.sock";
+  y.port_forwards.push_back(r);
+  spawn_manager(effective_rules(y, 60022));
+  EXPECT_TRUE(plane->listeners.empty()) << "not before the agent is there";
+  link_up();
+  ASSERT_EQ(plane->listeners.size(), 1u);
+  EXPECT_EQ(plane->listeners.begin()->second.guest_addr, "/run/user/1000/docker.sock");
+  EXPECT_EQ(::access((dir + "/sock/docker.sock").c_str(), F_OK), 0);
+  // port reports do not touch it; a second link-up does not duplicate it
+  report(true, {});
+  link_down("lost");
+  advance(250ms);
+  link_up();
+  EXPECT_EQ(plane->listeners.size(), 1u);
+}

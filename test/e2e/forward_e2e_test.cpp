@@ -1,7 +1,8 @@
 /// End to end port forwarding (label `e2e`): the test guest runs lima-guestagent (shipped in
 /// cidata, started by Lima's boot scripts); listeners in the guest appear on the host through the
 /// supervisor's forwarders and go away with them; UDP, an `ignore` rule, a `hostSocket` rule and
-/// injected faults (a forwarder, the guest-agent link) behave as runtime §7 and issue 4 say.
+/// a `guestSocket` rule and injected faults (a forwarder, the guest-agent link) behave as
+/// runtime §7 and issue 4 say.
 
 #include "test/e2e/e2e_fixture.hpp"
 
@@ -112,7 +113,8 @@ TEST_F(e2e, port_forwarding_through_the_guest_agent) {
   auto r = lc.run({"start", "--tty=false",
                    "--set",
                    ".portForwards = [{\"guestIP\": \"0.0.0.0\", \"guestPort\": 8090, \"ignore\": true}, "
-                   "{\"guestPort\": 8070, \"hostSocket\": \"port8070.sock\"}]",
+                   "{\"guestPort\": 8070, \"hostSocket\": \"port8070.sock\"}, "
+                   "{\"guestSocket\": \"/tmp/echo.sock\", \"hostSocket\": \"echo.sock\"}]",
                    "template:test"});
   ASSERT_EQ(r.status, 0) << r.err;
   auto dir = lc.lima_home() + "/test";
@@ -125,10 +127,12 @@ TEST_F(e2e, port_forwarding_through_the_guest_agent) {
               "(nc -ll -p 8090 -e cat </dev/null >/dev/null 2>&1 &); "
               "(nc -ll -p 8070 -e echo sock-hello </dev/null >/dev/null 2>&1 &)"});
   ASSERT_EQ(r.status, 0) << r.err;
-  r = lc.run({"shell", "test", "sh", "-c", "cat > /tmp/udp-echo && chmod 755 /tmp/udp-echo"},
-             read_file(UDP_ECHO_PATH));
+  r = lc.run({"shell", "test", "sh", "-c", "cat > /tmp/test-echo && chmod 755 /tmp/test-echo"},
+             read_file(TEST_ECHO_PATH));
   ASSERT_EQ(r.status, 0) << r.err;
-  r = lc.run({"shell", "test", "sh", "-c", "(/tmp/udp-echo 9999 </dev/null >/dev/null 2>&1 &)"});
+  r = lc.run({"shell", "test", "sh", "-c",
+              "(/tmp/test-echo udp 9999 </dev/null >/dev/null 2>&1 &); "
+              "(/tmp/test-echo unix /tmp/echo.sock </dev/null >/dev/null 2>&1 &)"});
   ASSERT_EQ(r.status, 0) << r.err;
 
   // A guest listener on 8080 is reachable on the host within 2 s.
@@ -193,6 +197,10 @@ TEST_F(e2e, port_forwarding_through_the_guest_agent) {
   auto sock = dir + "/sock/port8070.sock";
   EXPECT_TRUE(eventually(5s, [&] { return contains(exchange(connect_unix(sock), ""), "sock-hello"); }));
   EXPECT_FALSE(listening(8070));
+
+  // The guestSocket rule: the guest's /tmp/echo.sock appears as $INST/sock/echo.sock.
+  auto echo_sock = dir + "/sock/echo.sock";
+  EXPECT_TRUE(eventually(5s, [&] { return exchange(connect_unix(echo_sock), "via-socket") == "via-socket"; }));
 
   r = lc.run({"stop", "test"});
   ASSERT_EQ(r.status, 0) << r.err;

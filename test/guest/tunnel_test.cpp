@@ -7,6 +7,7 @@
 #include <gtest/gtest.h>
 
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -290,4 +291,33 @@ TEST(tunnel_engine, host_accepts_repeated_hello_answers) {
   EXPECT_EQ(ups, 3);
   EXPECT_EQ(downs, 0);
   ::close(sv[1]);
+}
+
+TEST(tunnel_engine, a_guest_unix_socket_is_dialled_for_an_absolute_guest_address) {
+  // a UNIX echo server standing in for the guest's socket (guestSocket rules)
+  char tmpl[] = "/tmp/calima-tunnel-XXXXXX";
+  std::string dir = ::mkdtemp(tmpl);
+  auto path = dir + "/echo.sock";
+  int srv = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_un sa{};
+  sa.sun_family = AF_UNIX;
+  std::snprintf(sa.sun_path, sizeof sa.sun_path, "%s", path.c_str());
+  ASSERT_EQ(::bind(srv, reinterpret_cast<sockaddr*>(&sa), sizeof sa), 0);
+  ASSERT_EQ(::listen(srv, 4), 0);
+  std::thread server([srv] {
+    int c = ::accept(srv, nullptr, nullptr);
+    std::string all = read_to_eof(c);
+    write_all(c, all);
+    ::close(c);
+  });
+  pair_fixture f;
+  ASSERT_TRUE(f.wait_up());
+  int lfd = listen_tcp("127.0.0.1", 0);
+  int port = local_port(lfd);
+  f.host->add_stream_listener(lfd, path);
+  EXPECT_EQ(echo_through(port, "to-a-unix-socket"), "to-a-unix-socket");
+  server.join();
+  ::close(srv);
+  ::unlink(path.c_str());
+  ::rmdir(dir.c_str());
 }
