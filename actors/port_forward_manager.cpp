@@ -198,6 +198,40 @@ void reset_forwards(self_pointer self) {
 
 void poll_ssh(self_pointer self, uint64_t gen);
 
+/// A TCP forward from a rule rather than from a port report (static and guestSocket rules): keyed
+/// `<prefix><host address>`, never removed by reports. Returns false when it already exists.
+bool add_rule_forward(self_pointer self, const std::string& prefix, std::string guest_addr,
+                      const std::string& host_socket, const std::string& host_ip, int host_port,
+                      const char* source, bool is_static) {
+  auto& st = self->state;
+  forwarder_spec fs;
+  fs.proto = "tcp";
+  fs.guest_addr = std::move(guest_addr);
+  if (!host_socket.empty()) {
+    fs.host_socket = host_socket.front() == '/' ? host_socket
+                                                : st.spec.instance_dir + "/sock/" + host_socket;
+  } else {
+    fs.host_ip = host_ip;
+    fs.host_port = host_port;
+  }
+  auto host = fs.host_socket.empty() ? tunnel::join_host_port(fs.host_ip, fs.host_port)
+                                     : fs.host_socket;
+  fs.key = prefix + host;
+  auto [it, fresh] = st.forwards.try_emplace(fs.key);
+  if (!fresh)
+    return false;
+  auto& e = it->second;
+  e.is_static = is_static;
+  e.spec = fs;
+  e.sources.insert(source);
+  e.info.proto = "tcp";
+  e.info.guest_addr = fs.guest_addr;
+  e.info.host_addr = host;
+  e.info.state = "binding";
+  spawn_forwarder(self, e);
+  return true;
+}
+
 /// `static` rules: their forwards start with the manager, over SSH (runtime §7.1, §7.6).
 void start_statics(self_pointer self) {
   auto& st = self->state;
@@ -207,68 +241,22 @@ void start_statics(self_pointer self) {
   if (st.spec.make_ssh_plane)
     st.static_plane = st.spec.make_ssh_plane();
   for (auto& f : xs) {
-    forwarder_spec fs;
-    fs.proto = "tcp";
-    fs.guest_addr = tunnel::join_host_port(f.guest_ip, f.guest_port);
-    if (!f.host_socket.empty()) {
-      fs.host_socket = f.host_socket.front() == '/' ? f.host_socket
-                                                    : st.spec.instance_dir + "/sock/" + f.host_socket;
-    } else {
-      fs.host_ip = f.host_ip;
-      fs.host_port = f.host_port;
-    }
-    auto host = fs.host_socket.empty() ? tunnel::join_host_port(fs.host_ip, fs.host_port)
-                                       : fs.host_socket;
-    fs.key = "static-tcp-" + host;
+    auto guest = tunnel::join_host_port(f.guest_ip, f.guest_port);
     if (!st.static_plane) {
-      tell_parent(self, {"failed", "tcp", fs.guest_addr, host, "static forwards need SSH"});
+      tell_parent(self, {"failed", "tcp", guest, "", "static forwards need SSH"});
       continue;
     }
-    auto [it, fresh] = st.forwards.try_emplace(fs.key);
-    if (!fresh)
-      continue;
-    auto& e = it->second;
-    e.is_static = true;
-    e.spec = fs;
-    e.sources.insert("static");
-    e.info.proto = "tcp";
-    e.info.guest_addr = fs.guest_addr;
-    e.info.host_addr = host;
-    e.info.state = "binding";
-    spawn_forwarder(self, e);
+    add_rule_forward(self, "static-tcp-", guest, f.host_socket, f.host_ip, f.host_port, "static",
+                     true);
   }
 }
 
 /// `guestSocket` rules (runtime §7.9): set up once the guest agent is connected (it dials the
 /// guest's UNIX socket); they stay across link losses and go when forwarding falls back to SSH.
 void start_socket_forwards(self_pointer self) {
-  auto& st = self->state;
-  for (auto& f : socket_forwards(st.spec.rules)) {
-    forwarder_spec fs;
-    fs.proto = "tcp";
-    fs.guest_addr = f.guest_socket;
-    if (!f.host_socket.empty()) {
-      fs.host_socket = f.host_socket.front() == '/' ? f.host_socket
-                                                    : st.spec.instance_dir + "/sock/" + f.host_socket;
-    } else {
-      fs.host_ip = f.host_ip;
-      fs.host_port = f.host_port;
-    }
-    auto host = fs.host_socket.empty() ? tunnel::join_host_port(fs.host_ip, fs.host_port)
-                                       : fs.host_socket;
-    fs.key = "unix-" + host;
-    auto [it, fresh] = st.forwards.try_emplace(fs.key);
-    if (!fresh)
-      continue;
-    auto& e = it->second;
-    e.spec = fs;
-    e.sources.insert("guestSocket");
-    e.info.proto = "tcp";
-    e.info.guest_addr = fs.guest_addr;
-    e.info.host_addr = host;
-    e.info.state = "binding";
-    spawn_forwarder(self, e);
-  }
+  for (auto& f : socket_forwards(self->state.spec.rules))
+    add_rule_forward(self, "unix-", f.guest_socket, f.host_socket, f.host_ip, f.host_port,
+                     "guestSocket", false);
 }
 
 void enter_ssh_mode(self_pointer self) {
