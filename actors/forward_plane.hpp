@@ -6,6 +6,9 @@
 
 #include "messages/types.hpp"
 
+#include <sys/socket.h>
+#include <unistd.h>
+
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -37,6 +40,14 @@ struct forward_plane_callbacks {
 
 using forward_plane_factory
   = std::function<std::shared_ptr<forward_plane>(forward_plane_callbacks)>;
+
+/// Closes a client socket that cannot be carried, with RST (SO_LINGER 0) so the client sees the
+/// failure at once instead of a clean EOF.
+inline void close_with_reset(int fd) {
+  linger lg{1, 0};
+  ::setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
+  ::close(fd);
+}
 
 /// The real plane: a tunnel engine (role host) running on a thread of its own.
 std::shared_ptr<forward_plane> make_tunnel_plane(forward_plane_callbacks cbs);

@@ -17,7 +17,7 @@ namespace calima::actors {
 
 namespace {
 
-/// Connecting a UNIX stream socket never blocks: it succeeds or fails at once.
+/// Connects the VM's guest-agent socket; -1 with `error` set when it cannot (yet).
 int connect_unix(const std::string& path, std::string& error) {
   sockaddr_un sa{};
   if (path.size() >= sizeof sa.sun_path) {
@@ -26,7 +26,9 @@ int connect_unix(const std::string& path, std::string& error) {
   }
   sa.sun_family = AF_UNIX;
   std::memcpy(sa.sun_path, path.c_str(), path.size());
-  int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  // non-blocking: a full listen backlog (QEMU has not yet dropped our previous connection)
+  // fails with EAGAIN and is retried, instead of blocking the actor's thread
+  int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
   if (fd < 0 || ::connect(fd, reinterpret_cast<sockaddr*>(&sa), sizeof sa) != 0) {
     error = "dial unix " + path + ": connect: " + std::strerror(errno);
     if (fd >= 0)
@@ -41,7 +43,6 @@ void try_connect(ga_link_pointer self) {
   std::string error;
   int fd = connect_unix(st.spec.socket_path, error);
   if (fd < 0) {
-    st.last_error = error;
     self->delayed_send(self, st.spec.connect_retry, atom::connect_v, ++st.connect_gen);
     return;
   }
@@ -96,7 +97,6 @@ ga_link_actor::behavior_type ga_link(ga_link_pointer self, ga_link_spec spec,
           if (st.ph == ga_link_state::phase::up)
             self->send(st.manager, atom::link_v, false, ev.text);
           st.ph = ga_link_state::phase::connecting;
-          st.last_error = ev.text;
           self->delayed_send(self, st.spec.connect_retry, atom::connect_v, ++st.connect_gen);
           break;
         case link_event::pong: st.last_pong = self->clock().now(); break;

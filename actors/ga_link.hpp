@@ -43,7 +43,6 @@ struct ga_link_state {
   uint64_t token = 0;
   caf::actor_clock::time_point last_pong{};
   bool hung = false;
-  std::string last_error;
 
   static inline const char* name = "ga-link";
 };

@@ -135,7 +135,7 @@ instance_factory make_instance_factory(caf::actor_system& sys, io_thread& io, st
               caf::anon_send(caf::actor_cast<instance_supervisor_actor>(strong), atom::forward_v,
                              static_cast<int32_t>(fd), std::move(host), static_cast<int32_t>(port));
             else
-              ::close(fd);
+              close_with_reset(fd);
           });
         };
         ps.instance_dir = c.dir;

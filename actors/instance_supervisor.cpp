@@ -1,12 +1,12 @@
 #include "actors/instance_supervisor.hpp"
 
+#include "actors/forward_plane.hpp"
+
 #include <caf/all.hpp>
 #include <fmt/format.h>
 
 #include <algorithm>
 
-#include <sys/socket.h>
-#include <unistd.h>
 
 namespace calima::actors {
 
@@ -749,9 +749,7 @@ instance_supervisor(instance_supervisor_pointer self, instance_spec spec, child_
         self->send(self->state.ssh, atom::forward_v, fd, std::move(host), port);
         return;
       }
-      linger lg{1, 0}; // no SSH master now: refuse the connection
-      ::setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
-      ::close(fd);
+      close_with_reset(fd); // no SSH master now: refuse the connection
     },
     [=](atom::exec, std::string& cmd) -> caf::result<exec_result> {
       if (!self->state.ssh)

@@ -81,20 +81,17 @@ void add_guest_port(self_pointer self, const guest_port& p) {
   if (covered_by_static(st.spec.rules, p.port)) {
     // a `static` rule's port: forwarded over SSH since the start (Lima skips these here too)
     st.guest[id] = "";
-    st.guest_ports[id] = p;
     return;
   }
   auto d = decide(st.spec.rules, guest_listener{p.ip, p.port, p.proto});
   auto guest_addr = tunnel::join_host_port(p.ip, p.port);
   if (d.k != forward_decision::forward) {
     st.guest[id] = "";
-    st.guest_ports[id] = p;
     tell_parent(self, {"not-forwarding", p.proto, guest_addr, "", ""});
     return;
   }
   if (st.ssh_mode && p.proto != "tcp") {
     st.guest[id] = "";
-    st.guest_ports[id] = p;
     tell_parent(self, {"not-forwarding", p.proto, guest_addr, "",
                        "the SSH fallback forwards TCP only (UDP needs the guest agent)"});
     return;
@@ -105,7 +102,6 @@ void add_guest_port(self_pointer self, const guest_port& p) {
   if (!d.host_socket.empty()) {
     if (p.proto != "tcp") {
       st.guest[id] = "";
-      st.guest_ports[id] = p;
       tell_parent(self, {"not-forwarding", p.proto, guest_addr, "",
                          "hostSocket forwards carry TCP only"});
       return;
@@ -119,7 +115,6 @@ void add_guest_port(self_pointer self, const guest_port& p) {
   fs.key = p.proto + "-" +
            (fs.host_socket.empty() ? tunnel::join_host_port(fs.host_ip, fs.host_port) : fs.host_socket);
   st.guest[id] = fs.key;
-  st.guest_ports[id] = p;
   auto [it, fresh] = st.forwards.try_emplace(fs.key);
   it->second.sources.insert(id);
   if (!fresh)
@@ -141,7 +136,6 @@ void remove_guest_port(self_pointer self, const std::string& id) {
     return;
   auto key = g->second;
   st.guest.erase(g);
-  st.guest_ports.erase(id);
   if (key.empty())
     return;
   auto it = st.forwards.find(key);
@@ -193,7 +187,6 @@ void reset_forwards(self_pointer self) {
     it = st.forwards.erase(it);
   }
   st.guest.clear();
-  st.guest_ports.clear();
 }
 
 void poll_ssh(self_pointer self, uint64_t gen);

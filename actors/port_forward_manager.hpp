@@ -93,7 +93,6 @@ struct port_forward_manager_state {
   std::map<std::string, forward_entry> forwards;
   /// Every guest listener reported → the key of its forward ("" = not forwarded).
   std::map<std::string, std::string> guest;
-  std::map<std::string, guest_port> guest_ports;
   /// Children stopped on purpose: their DOWN is expected.
   std::set<caf::actor_addr> retired;
   /// Running children, shared with the functor that kills them if the manager ends.

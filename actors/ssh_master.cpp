@@ -1,5 +1,7 @@
 #include "actors/ssh_master.hpp"
 
+#include "actors/forward_plane.hpp"
+
 #include "config/go_format.hpp"
 #include "config/log.hpp"
 
@@ -74,13 +76,6 @@ void send_event(const caf::actor_addr& addr, ssh_io_event ev) {
 template <class F>
 void on_io(self_pointer self, F f) {
   boost::asio::post(*self->state.io, std::move(f));
-}
-
-/// Closes a client socket the SSH fallback could not carry, with RST so the client sees it.
-void reset_socket(int fd) {
-  linger lg{1, 0};
-  ::setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
-  ::close(fd);
 }
 
 /// Closes the current session (on the io thread) and forgets it.
@@ -423,7 +418,7 @@ ssh_master_impl_actor::behavior_type ssh_master(ssh_master_pointer self,
       auto& st = self->state;
       auto sess = st.session;
       if (st.hung || !connected(st) || !sess) {
-        reset_socket(fd);
+        close_with_reset(fd);
         return;
       }
       on_io(self, [sess, fd, host = std::move(host), port]() mutable {
