@@ -216,11 +216,14 @@ private:
 
   void stop(const proto::request& req, responder_ptr out) {
     auto name = req.args.at("name").get<std::string>();
+    bool force = req.args.value("force", false);
     auto root = root_;
     auto timeout = opts_.stop_timeout;
-    one_shot([root, out, name, timeout](caf::event_based_actor* self) {
-      self->request(root, timeout, atom::stop_v, name)
-        .then([out](const instance_info& info) { out->ok(instance_result(info)); }, failer(out));
+    one_shot([root, out, name, force, timeout](caf::event_based_actor* self) {
+      auto answer = force ? self->request(root, timeout, atom::kill_v, name)
+                          : self->request(root, timeout, atom::stop_v, name);
+      std::move(answer).then(
+        [out](const instance_info& info) { out->ok(instance_result(info)); }, failer(out));
     });
   }
 

@@ -29,7 +29,8 @@ struct ga_link_spec {
   std::string socket_path; ///< `$INST/ga.sock`
   caf::timespan connect_retry = std::chrono::milliseconds(250);
   caf::timespan ping_interval = std::chrono::seconds(2);
-  caf::timespan hung_after = std::chrono::seconds(10);
+  /// Loss detection plus withdrawal must fit in 10 s (issue 8): 3 missed pings.
+  caf::timespan hung_after = std::chrono::seconds(6);
 };
 
 struct ga_link_state {

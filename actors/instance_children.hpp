@@ -16,14 +16,11 @@ class io_thread;
 /// (QEMU, prepared by drivers::prepare_instance) and an SSH master.
 namespace calima::actors {
 
-/// The root supervisor's factory for instance `name` of `lima_home`: reads lima.yaml
-/// (ec::no_such_instance when it cannot be loaded) and wires the children. `sys` and `io` must
-/// outlive every actor it creates.
+/// The root supervisor's factory for instance `name` of `lima_home` (ec::no_such_instance when
+/// there is no such instance): wires the run preparation (actors/instance_run.hpp) and the
+/// children, each of which takes what it needs from its run. `sys` and `io` must outlive every
+/// actor it creates.
 instance_factory make_instance_factory(caf::actor_system& sys, io_thread& io, std::string lima_home,
                                        bool debug);
-
-/// Instances whose VM process still runs (its qemu.pid names this instance's QEMU): the ones a
-/// starting supervisor re-adopts.
-std::vector<std::string> instances_with_live_vm(const std::string& lima_home);
 
 } // namespace calima::actors

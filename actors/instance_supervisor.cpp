@@ -1,6 +1,7 @@
 #include "actors/instance_supervisor.hpp"
 
 #include "actors/forward_plane.hpp"
+#include "messages/instance_run.hpp"
 
 #include <caf/all.hpp>
 #include <fmt/format.h>
@@ -163,6 +164,7 @@ void begin_shutdown(self_pointer self, bool quit, caf::error reason);
 void next_shutdown_step(self_pointer self);
 void start_ssh(self_pointer self);
 void start_ports(self_pointer self);
+void start_vm(self_pointer self);
 
 // -- spawning and failing children ------------------------------------------------------------
 
@@ -173,7 +175,7 @@ bool spawn_child(self_pointer self, component c) {
   rec.restart_pending = false;
   rec.failure = caf::error{};
   ++rec.generation;
-  child_context ctx{st.spec.name, st.spec.dir, rec.attempt, st.ssh_local_port};
+  child_context ctx{st.spec.name, st.spec.dir, rec.attempt, st.ssh_local_port, st.run};
   switch (c) {
     case component::event_log:
       st.log = st.make.event_log ? st.make.event_log(self, ctx) : event_log_actor{};
@@ -230,6 +232,49 @@ caf::error request_failure(const caf::error& err, ec on_timeout, std::string tim
 }
 
 // -- the start sequence -----------------------------------------------------------------------
+
+/// The preparation answered: the run starts its VM, or the VM start failed.
+void on_prepared(self_pointer self, uint64_t gen, instance_run_ptr run, std::string error) {
+  auto& st = self->state;
+  if (!st.preparing || gen != st.prepare_generation)
+    return;
+  st.preparing = false;
+  if (st.shutting_down || st.state != instance_state::starting)
+    return;
+  if (!run) {
+    child_failed(self, component::vm, caf::make_error(ec::vm_start_failed, std::move(error)));
+    return;
+  }
+  st.run = std::move(run);
+  st.spec.policy.vm.mode = st.default_vm_mode;
+  if (st.run->config.calima_ext && st.run->config.calima_ext->vm_restart)
+    parse_restart_mode(*st.run->config.calima_ext->vm_restart, st.spec.policy.vm.mode);
+  for (auto& w : st.run->warnings)
+    write_log(self, "warning", w);
+  start_vm(self);
+}
+
+/// Begins a run (a `start`, or a VM restart): prepare it, then start the VM.
+void begin_run(self_pointer self) {
+  auto& st = self->state;
+  st.state = instance_state::starting;
+  st.vm_pid = 0;
+  st.ssh_local_port = 0;
+  st.degraded = false;
+  st.preparing = true;
+  auto gen = ++st.prepare_generation;
+  if (!st.make.prepare) {
+    auto run = std::make_shared<instance_run>();
+    run->name = st.spec.name;
+    run->dir = st.spec.dir;
+    run->ssh_user = st.spec.ssh_user;
+    run->identity_file = st.spec.ssh_identity_file;
+    on_prepared(self, gen, std::move(run), {});
+    return;
+  }
+  child_context ctx{st.spec.name, st.spec.dir, record(self, component::vm).attempt, 0, nullptr};
+  st.make.prepare(self, gen, ctx);
+}
 
 void start_vm(self_pointer self) {
   auto& st = self->state;
@@ -311,7 +356,8 @@ void start_ssh(self_pointer self) {
   }
   auto gen = record(self, component::ssh).generation;
   auto timeout = st.spec.policy.ssh_connect_timeout;
-  ssh_target target{"127.0.0.1", st.ssh_local_port, st.spec.ssh_user, st.spec.ssh_identity_file};
+  ssh_target target{"127.0.0.1", st.ssh_local_port, st.run ? st.run->ssh_user : st.spec.ssh_user,
+                    st.run ? st.run->identity_file : st.spec.ssh_identity_file};
   self->request(st.ssh, timeout, atom::connect_v, std::move(target))
     .then(
       [=](atom::ok) {
@@ -331,8 +377,8 @@ void start_ssh(self_pointer self) {
 /// Port forwarding runs beside the SSH master once the VM runs (only with a `ports` factory).
 void start_ports(self_pointer self) {
   auto& st = self->state;
-  if (!st.make.ports || alive(st, component::ports))
-    return;
+  if (!st.make.ports || alive(st, component::ports) || (st.run && st.run->plain))
+    return; // plain mode has no guest agent (runtime §8.1), hence no dynamic forwarding
   if (!spawn_child(self, component::ports))
     child_failed(self, component::ports,
                  caf::make_error(ec::io_error, "could not create the port-forward manager"));
@@ -425,7 +471,7 @@ void on_restart_timer(self_pointer self, component c, uint64_t gen) {
       if (!spawn_child(self, c))
         child_failed(self, c, caf::make_error(ec::io_error, "could not create the event log"));
       break;
-    case component::vm: start_vm(self); break;
+    case component::vm: begin_run(self); break;
     case component::ssh:
       if (st.vm)
         start_ssh(self);
@@ -476,6 +522,7 @@ void health_round(self_pointer self, uint64_t gen) {
 void finish_shutdown(self_pointer self) {
   auto& st = self->state;
   st.shutting_down = false;
+  st.forced = false;
   st.stopping_child.reset();
   if (st.state != instance_state::broken)
     st.state = instance_state::stopped;
@@ -522,7 +569,9 @@ void next_shutdown_step(self_pointer self) {
     return;
   }
   auto timeout = st.spec.policy.vm_stop_timeout;
-  self->request(st.vm, timeout, atom::stop_v)
+  auto stopped = st.forced ? self->request(st.vm, timeout, atom::kill_v)
+                           : self->request(st.vm, timeout, atom::stop_v);
+  std::move(stopped)
     .then([=](atom::ok) { shutdown_child(self, component::vm, gen); },
           [=](caf::error& err) {
             if (record(self, component::vm).generation != gen)
@@ -545,6 +594,10 @@ void begin_shutdown(self_pointer self, bool quit, caf::error reason) {
   if (st.state != instance_state::broken)
     st.state = instance_state::stopping;
   ++st.health_generation; // ends the health-check loop
+  if (st.preparing) { // its answer will be stale
+    st.preparing = false;
+    ++st.prepare_generation;
+  }
   for (auto c : all_components) {
     auto& rec = record(self, c);
     if (rec.restart_pending) {
@@ -626,6 +679,31 @@ void on_forward_event(self_pointer self, port_forward_event ev) {
   emit(self, std::move(status));
 }
 
+/// `stop` and (forced) `kill`: the ordered shutdown, answered once every child is down.
+caf::result<instance_info> stop_instance(self_pointer self, bool forced) {
+  auto& st = self->state;
+  if (!st.shutting_down && st.state == instance_state::stopped)
+    return make_instance_info(st);
+  if (!st.shutting_down && st.state == instance_state::broken) {
+    st.state = instance_state::stopped;
+    st.errors.clear();
+    return make_instance_info(st);
+  }
+  if (forced && !st.forced) {
+    st.forced = true;
+    // A graceful stop of the VM is already under way: kill it now.
+    if (st.shutting_down && st.stopping_child == component::vm && st.vm)
+      self->request(st.vm, st.spec.policy.vm_stop_timeout, atom::kill_v)
+        .then([](atom::ok) {}, [](caf::error&) {}); // the stop request's answer drives on
+  }
+  auto rp = self->make_response_promise<instance_info>();
+  st.stop_waiters.push_back(rp);
+  if (st.state == instance_state::broken)
+    st.state = instance_state::stopping; // asked to stop: end in stopped
+  begin_shutdown(self, false, caf::error{});
+  return rp;
+}
+
 } // namespace
 
 instance_info make_instance_info(const instance_supervisor_state& st) {
@@ -650,6 +728,7 @@ instance_supervisor(instance_supervisor_pointer self, instance_spec spec, child_
   st.make = std::move(make);
   st.parent = std::move(parent);
   st.live = std::make_shared<std::vector<caf::actor_addr>>();
+  st.default_vm_mode = st.spec.policy.vm.mode;
   // If we die abnormally, take the children with us (they are not linked, see the header).
   self->attach_functor([live = st.live](const caf::error& reason) {
     if (!reason)
@@ -692,24 +771,13 @@ instance_supervisor(instance_supervisor_pointer self, instance_spec spec, child_
                      caf::make_error(ec::io_error, "could not create the event log"));
       start_health_checks(self);
       if (st.state == instance_state::starting)
-        start_vm(self);
+        begin_run(self);
       return make_instance_info(st);
     },
-    [=](atom::stop) -> caf::result<instance_info> {
-      auto& st = self->state;
-      if (!st.shutting_down && st.state == instance_state::stopped)
-        return make_instance_info(st);
-      if (!st.shutting_down && st.state == instance_state::broken) {
-        st.state = instance_state::stopped;
-        st.errors.clear();
-        return make_instance_info(st);
-      }
-      auto rp = self->make_response_promise<instance_info>();
-      st.stop_waiters.push_back(rp);
-      if (st.state == instance_state::broken)
-        st.state = instance_state::stopping; // asked to stop: end in stopped
-      begin_shutdown(self, false, caf::error{});
-      return rp;
+    [=](atom::stop) -> caf::result<instance_info> { return stop_instance(self, false); },
+    [=](atom::kill) -> caf::result<instance_info> { return stop_instance(self, true); },
+    [=](atom::prepared, uint64_t gen, instance_run_ptr& run, std::string& error) {
+      on_prepared(self, gen, std::move(run), std::move(error));
     },
     [=](atom::status) -> instance_info { return make_instance_info(self->state); },
     [=](atom::fault, const std::string& name,
@@ -740,6 +808,21 @@ instance_supervisor(instance_supervisor_pointer self, instance_spec spec, child_
       self->state.listeners.push_back(std::move(listener));
     },
     [=](atom::forward, port_forward_event& ev) { on_forward_event(self, std::move(ev)); },
+    [=](atom::link, guest_agent_event& ev) {
+      auto& st = self->state;
+      if (st.shutting_down || !st.ports)
+        return;
+      if (ev.type == "connected")
+        write_log(self, "info", "The guest agent is connected", {{"agent", ev.reason}});
+      else if (ev.type == "lost")
+        write_log(self, "warning", "Lost the guest agent", {{"reason", ev.reason}});
+      else
+        write_log(self, "warning", "Forwarding TCP over SSH: the guest agent is not connected",
+                  {{"reason", ev.reason}});
+      auto status = current_status(st);
+      status.guest_agent = std::move(ev);
+      emit(self, std::move(status));
+    },
     [=](atom::forwards, std::vector<forward_info>& xs, std::string& how) {
       self->state.forwards = std::move(xs);
       self->state.forwarder = std::move(how);

@@ -23,7 +23,8 @@
 ///
 /// Lifecycle (instance_state):
 ///
-///                start                VM runs                SSH ready
+///           start (prepare the run,
+///                then start the VM)     VM runs                SSH ready
 ///     stopped ──────────▶ starting ──────────▶ booting ──────────▶ running
 ///        ▲                  ▲  ▲                 │  ▲                 │
 ///        │                  │  └── VM restart ───┘  └── SSH restart ──┤
@@ -35,6 +36,11 @@
 ///
 ///     starting | booting | running ──a child failed, the policy gives up──▶ broken
 ///     broken ──start──▶ starting          broken ──stop──▶ stopped
+///
+/// Every `start` and every VM restart begins with the run's preparation (child_factories::
+/// prepare, off the actor threads): the run value (messages/instance_run.hpp) it yields is handed
+/// to every child of that run, so a stop, an edit and a start always run the new lima.yaml. A
+/// failed preparation is a failed VM start.
 ///
 /// Giving up means: the restart intensity was exceeded, or a child whose mode is `never` (the VM
 /// by default) failed. The supervisor then emits {broken, errors}, sends `escalate` to its
@@ -95,12 +101,14 @@ struct supervision_policy {
   std::size_t max_buffered = 1000;
 };
 
-/// What the instance supervisor needs to know about its instance.
+/// What the instance supervisor needs to know about its instance. Everything that lima.yaml
+/// says comes with each run (child_factories::prepare), never from here.
 struct instance_spec {
   std::string name;
   /// `$LIMA_HOME/<name>`.
   std::string dir;
-  /// SSH user and identity; host and port come from the VM's start reply.
+  /// SSH user and identity of the bare runs made without a `prepare` factory (tests); a
+  /// prepared run carries its own. Host and port come from the VM's start reply.
   std::string ssh_user;
   std::string ssh_identity_file;
   supervision_policy policy;
@@ -117,12 +125,20 @@ struct child_context {
   uint32_t attempt = 0;
   /// The host port forwarded to the guest's sshd (0 until the VM runs).
   int32_t ssh_local_port = 0;
+  /// The run this child belongs to (null while a run is being prepared).
+  instance_run_ptr run;
 };
 
 /// How the instance supervisor creates its children; tests pass factories of doubles. A factory
 /// spawns an unlinked actor (the supervisor links and monitors it) and may return an invalid
 /// handle when it cannot (treated as an immediate failure of that child).
 struct child_factories {
+  /// Prepares the run of a `start` or of a VM restart: reads lima.yaml once and does the blocking
+  /// work (image, disk, cidata) off the actor threads, then sends the supervisor
+  /// (atom::prepared, `generation`, run, "") or (atom::prepared, `generation`, nullptr, why).
+  /// Optional: without it every run is a bare value made of the spec (tests).
+  std::function<void(caf::local_actor* supervisor, uint64_t generation, const child_context&)>
+    prepare;
   std::function<event_log_actor(caf::local_actor* supervisor, const child_context&)> event_log;
   std::function<vm_process_actor(caf::local_actor* supervisor, const child_context&)> vm;
   std::function<ssh_master_actor(caf::local_actor* supervisor, const child_context&)> ssh;
@@ -166,6 +182,17 @@ struct instance_supervisor_state {
   bool exiting_emitted = true;
   /// Requesters of `stop` waiting for the shutdown to finish.
   std::vector<caf::typed_response_promise<instance_info>> stop_waiters;
+  /// The shutdown is a forced stop (`kill`): the VM is killed, not powered down.
+  bool forced = false;
+
+  // -- the run --
+  /// The current run (null before the first one is prepared). Every child spawned gets it.
+  instance_run_ptr run;
+  /// A preparation is under way; its answer must carry `prepare_generation`.
+  bool preparing = false;
+  uint64_t prepare_generation = 0;
+  /// The VM restart mode of the spec, for runs whose lima.yaml sets none.
+  restart_mode default_vm_mode = restart_mode::never;
 
   // -- children (invalid handle: not running) --
   event_log_actor log;

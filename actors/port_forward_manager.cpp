@@ -173,8 +173,9 @@ void on_ports(self_pointer self, const guest_port_report& r) {
 
 // -- modes: guest agent or SSH fallback -----------------------------------------------------
 
-/// Stops every forwarder and forgets the guest's ports: a new mode starts from a full list.
-void reset_forwards(self_pointer self) {
+/// Stops every forwarder but the static ones and forgets the guest's ports: a new mode, or the
+/// agent's return, starts from a full list. `why` goes with each `stopping` event.
+void reset_forwards(self_pointer self, const std::string& why = {}) {
   auto& st = self->state;
   for (auto it = st.forwards.begin(); it != st.forwards.end();) {
     auto& e = it->second;
@@ -182,7 +183,7 @@ void reset_forwards(self_pointer self) {
       ++it;
       continue;
     }
-    tell_parent(self, {"stopping", e.info.proto, e.info.guest_addr, e.info.host_addr, ""});
+    tell_parent(self, {"stopping", e.info.proto, e.info.guest_addr, e.info.host_addr, why});
     retire(self, e.actor.address());
     it = st.forwards.erase(it);
   }
@@ -252,13 +253,21 @@ void start_socket_forwards(self_pointer self) {
                      "guestSocket", false);
 }
 
+/// Tells the instance supervisor that the agent's link changed (a `guestAgent` event).
+void tell_agent(self_pointer self, std::string type, std::string reason) {
+  auto& st = self->state;
+  if (st.spec.parent)
+    self->send(st.spec.parent, atom::link_v, guest_agent_event{std::move(type), std::move(reason)});
+}
+
 void enter_ssh_mode(self_pointer self) {
   auto& st = self->state;
   if (st.ssh_mode || !st.spec.make_ssh_plane || !st.spec.parent)
     return;
   log::warn("The guest agent is not connected; forwarding TCP over SSH (slower)",
             {{"instance", st.spec.instance_dir}});
-  reset_forwards(self);
+  tell_agent(self, "ssh-fallback", st.agent);
+  reset_forwards(self, "forwarding moves to SSH: the guest agent is not connected");
   st.ssh_plane = st.spec.make_ssh_plane();
   st.ssh_mode = true;
   push_forwards(self);
@@ -276,10 +285,31 @@ void leave_ssh_mode(self_pointer self) {
   push_forwards(self);
 }
 
-void arm_fallback(self_pointer self) {
+void arm_fallback(self_pointer self, caf::timespan after) {
   auto& st = self->state;
   if (st.spec.make_ssh_plane)
-    self->delayed_send(self, st.spec.ssh_fallback_after, atom::timeout_v, ++st.fallback_gen);
+    self->delayed_send(self, after, atom::timeout_v, ++st.fallback_gen);
+}
+
+/// The guest agent is gone (its link went down, hung, or its actor failed). Nothing it carried
+/// can work now, so its forwards are withdrawn at once (host listeners closed, `stopping` events
+/// with the reason) instead of accepting connections that would hang; the SSH fallback takes
+/// over unless the agent is back within `ssh_fallback_after_loss`, and the agent's return
+/// resynchronises from its full port list.
+void agent_lost(self_pointer self, const std::string& why) {
+  auto& st = self->state;
+  bool was_up = st.link_up;
+  st.link_up = false;
+  st.agent = why;
+  if (!was_up)
+    return;
+  log::warn("Lost the guest agent; reconnecting",
+            {{"instance", st.spec.instance_dir}, {"reason", why}});
+  tell_agent(self, "lost", why);
+  if (!st.ssh_mode)
+    reset_forwards(self, "the guest agent is not connected: " + why);
+  arm_fallback(self, st.spec.ssh_fallback_after_loss);
+  push_forwards(self);
 }
 
 /// The guest's TCP listeners from `/proc/net/tcp{,6}` printed by one SSH command.
@@ -343,9 +373,7 @@ void on_down(self_pointer self, const caf::down_msg& dm) {
   auto now = self->clock().now();
   if (dm.source == st.link.address()) {
     st.link = ga_link_actor{};
-    bool was_up = st.link_up;
-    st.link_up = false;
-    st.agent = caf::to_string(dm.reason);
+    agent_lost(self, dm.reason ? describe(dm.reason) : std::string("the link ended"));
     auto d = decide(st.link_restarts, now, st.spec.link_restart, true);
     if (d.kind != restart_decision::restart) {
       self->quit(caf::make_error(ec::restart_intensity,
@@ -354,8 +382,6 @@ void on_down(self_pointer self, const caf::down_msg& dm) {
       return;
     }
     record_restart(st.link_restarts, now, st.spec.link_restart);
-    if (was_up)
-      push_forwards(self);
     self->delayed_send(self, d.delay, atom::restart_v, std::string("ga"), ++st.link_gen);
     return;
   }
@@ -456,7 +482,7 @@ port_forward_manager(port_forward_manager_pointer self, port_forward_spec spec) 
   if (!st.spec.agent_expected)
     enter_ssh_mode(self);
   else
-    arm_fallback(self);
+    arm_fallback(self, st.spec.ssh_fallback_after);
   if (st.spec.health_interval.count() > 0)
     self->delayed_send(self, st.spec.health_interval, atom::health_v, ++st.health_gen);
   push_forwards(self);
@@ -473,19 +499,17 @@ port_forward_manager(port_forward_manager_pointer self, port_forward_spec spec) 
     },
     [=](atom::link, bool up, std::string& text) {
       auto& st = self->state;
-      st.link_up = up;
-      if (up)
-        log::info("Guest agent is running", {{"instance", st.spec.instance_dir}, {"agent", text}});
-      else
-        log::warn("Lost the guest agent; reconnecting", {{"instance", st.spec.instance_dir}, {"reason", text}});
-      st.agent = std::move(text);
-      if (up) {
-        ++st.fallback_gen;
-        leave_ssh_mode(self);
-        start_socket_forwards(self);
-      } else {
-        arm_fallback(self);
+      if (!up) {
+        agent_lost(self, text);
+        return;
       }
+      st.link_up = true;
+      log::info("Guest agent is running", {{"instance", st.spec.instance_dir}, {"agent", text}});
+      tell_agent(self, "connected", text);
+      st.agent = std::move(text);
+      ++st.fallback_gen;
+      leave_ssh_mode(self);
+      start_socket_forwards(self);
       push_forwards(self);
     },
     [=](atom::timeout, uint64_t gen) {

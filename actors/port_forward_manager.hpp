@@ -59,6 +59,9 @@ struct port_forward_spec {
   std::function<std::shared_ptr<forward_plane>()> make_ssh_plane;
   bool agent_expected = true;
   caf::timespan ssh_fallback_after = std::chrono::seconds(30);
+  /// After losing a connected agent (its forwards are withdrawn at once): how long it may take
+  /// to come back (a respawn) before the SSH fallback takes over.
+  caf::timespan ssh_fallback_after_loss = std::chrono::seconds(3);
   caf::timespan ssh_poll_interval = std::chrono::seconds(1);
   caf::timespan health_interval = std::chrono::seconds(5);
   caf::timespan health_timeout = std::chrono::seconds(3);

@@ -84,31 +84,6 @@ std::string adoption_refusal(const pid_file_facts& file, const process_facts& pr
   return {};
 }
 
-int ssh_forward_port(const std::vector<std::string>& argv) {
-  // `-netdev user,...,hostfwd=tcp:127.0.0.1:50022-:22` (several hostfwd= may follow).
-  for (const auto& arg : argv) {
-    for (size_t pos = arg.find("hostfwd=tcp:"); pos != std::string::npos;
-         pos = arg.find("hostfwd=tcp:", pos + 1)) {
-      auto spec = arg.substr(pos + 12);
-      spec = spec.substr(0, spec.find(','));
-      auto dash = spec.find('-');
-      if (dash == std::string::npos)
-        continue;
-      auto host = spec.substr(0, dash);  // [ip]:port
-      auto guest = spec.substr(dash + 1); // [ip]:port
-      auto guest_port = guest.substr(guest.rfind(':') + 1);
-      if (guest_port != "22")
-        continue;
-      auto host_port = host.substr(host.rfind(':') + 1);
-      char* end = nullptr;
-      long port = std::strtol(host_port.c_str(), &end, 10);
-      if (!host_port.empty() && end && *end == '\0' && port > 0 && port < 65536)
-        return static_cast<int>(port);
-    }
-  }
-  return 0;
-}
-
 std::optional<pid_file_facts> read_pid_file(const std::string& path, std::string* why) {
   auto fail = [&](std::string text) -> std::optional<pid_file_facts> {
     if (why)

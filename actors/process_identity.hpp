@@ -51,10 +51,6 @@ struct adoption_rules {
 std::string adoption_refusal(const pid_file_facts& file, const process_facts& proc,
                              const adoption_rules& rules);
 
-/// The host port of a `hostfwd=tcp:<ip>:<port>-:22` forward in `argv` (QEMU's SLIRP SSH
-/// forward, runtime §5.4); 0 when there is none.
-int ssh_forward_port(const std::vector<std::string>& argv);
-
 /// Reads a pid file (`1234\n`). nullopt when missing or malformed; `why` (if given) says which.
 std::optional<pid_file_facts> read_pid_file(const std::string& path, std::string* why = nullptr);
 

@@ -186,6 +186,28 @@ void list_instances(self_pointer self, caf::typed_response_promise<std::vector<i
     finish();
 }
 
+/// `stop` and (forced) `kill` of instance `name`; an instance without a supervisor is reported
+/// stopped without spawning one.
+caf::result<instance_info> stop_instance(self_pointer self, const std::string& name, bool forced) {
+  auto& st = self->state;
+  auto i = st.instances.find(name);
+  if (i == st.instances.end())
+    return unsupervised_info(name, nullptr);
+  auto& e = i->second;
+  e.want_running = false;
+  if (!e.hdl) {
+    if (e.restart_pending) {
+      e.restart_pending = false;
+      ++e.generation;
+    }
+    e.broken_reason.clear();
+    return unsupervised_info(name, nullptr);
+  }
+  if (forced)
+    return self->delegate(e.hdl, atom::kill_v);
+  return self->delegate(e.hdl, atom::stop_v);
+}
+
 } // namespace
 
 root_supervisor_actor::behavior_type root_supervisor(root_supervisor_pointer self,
@@ -224,21 +246,10 @@ root_supervisor_actor::behavior_type root_supervisor(root_supervisor_pointer sel
       return self->delegate(*hdl, atom::start_v);
     },
     [=](atom::stop, const std::string& name) -> caf::result<instance_info> {
-      auto& st = self->state;
-      auto i = st.instances.find(name);
-      if (i == st.instances.end())
-        return unsupervised_info(name, nullptr);
-      auto& e = i->second;
-      e.want_running = false;
-      if (!e.hdl) {
-        if (e.restart_pending) {
-          e.restart_pending = false;
-          ++e.generation;
-        }
-        e.broken_reason.clear();
-        return unsupervised_info(name, nullptr);
-      }
-      return self->delegate(e.hdl, atom::stop_v);
+      return stop_instance(self, name, false);
+    },
+    [=](atom::kill, const std::string& name) -> caf::result<instance_info> {
+      return stop_instance(self, name, true);
     },
     [=](atom::status, const std::string& name) -> caf::result<instance_info> {
       auto& st = self->state;

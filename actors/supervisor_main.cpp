@@ -12,6 +12,7 @@
 #include "actors/control_bridge.hpp"
 #include "actors/control_server.hpp"
 #include "actors/instance_children.hpp"
+#include "actors/instance_run.hpp"
 #include "actors/io_thread.hpp"
 #include "actors/root_supervisor.hpp"
 #include "config/fs_util.hpp"

@@ -157,7 +157,6 @@ void vm_io::spawn_prepared(uint64_t run, const drivers::process_spec& spec,
     return;
   }
   out.pid = r.pid;
-  out.ssh_port = ssh_forward_port(spec.argv());
   tell(std::move(out));
 }
 
@@ -176,7 +175,6 @@ void vm_io::adopt(uint64_t run, int pid, uint64_t start_ticks) {
     return;
   }
   out.pid = pid;
-  out.ssh_port = ssh_forward_port(proc->argv);
   tell(std::move(out));
 }
 

@@ -49,7 +49,7 @@ vm_status current_status(const vm_process_state& st) {
   s.running = st.phase == vm_phase::connecting || st.phase == vm_phase::running ||
               st.phase == vm_phase::stopping;
   s.pid = s.running ? st.pid : 0;
-  s.ssh_local_port = s.running ? st.ssh_port : 0;
+  s.ssh_local_port = s.running ? st.cfg.ssh_port : 0;
   return s;
 }
 
@@ -60,10 +60,10 @@ void begin_run(self_pointer self) {
   st.phase = vm_phase::probing;
   st.pid = 0;
   st.adopted = false;
-  st.ssh_port = 0;
   st.qmp_ready = false;
   st.guest_shutdown = false;
   st.stop_requested = false;
+  st.force = false;
   st.killed = false;
   st.start_failure = caf::error{};
   on_io(self, [run = st.run](vm_io& io) { io.probe(run); });
@@ -105,11 +105,16 @@ void kill_now(self_pointer self, const std::string& why) {
   on_io(self, [run = st.run](vm_io& io) { io.kill(run); });
 }
 
-/// Graceful stop: system_powerdown, SIGKILL after stop_timeout (at once without QMP).
+/// Graceful stop: system_powerdown, SIGKILL after stop_timeout (at once without QMP or when
+/// forced).
 void begin_stop(self_pointer self) {
   auto& st = self->state;
   st.phase = vm_phase::stopping;
   st.stop_requested = false;
+  if (st.force) {
+    kill_now(self, "forced stop");
+    return;
+  }
   if (!st.qmp_ready) {
     kill_now(self, "QMP is not connected");
     return;
@@ -147,6 +152,8 @@ void on_probed(self_pointer self, const vm_msg::probed& m) {
   on_io(self, [run = st.run](vm_io& io) { io.spawn(run); });
 }
 
+void fail_start_forced(self_pointer self);
+
 void on_launched(self_pointer self, const vm_msg::launched& m) {
   auto& st = self->state;
   if (stale(self, m.run) || (st.phase != vm_phase::spawning && st.phase != vm_phase::adopting))
@@ -157,11 +164,14 @@ void on_launched(self_pointer self, const vm_msg::launched& m) {
   }
   st.pid = m.pid;
   st.adopted = m.adopted;
-  st.ssh_port = m.ssh_port;
   st.phase = vm_phase::connecting;
   if (!m.adopted)
     log_line(self, log::level::info, "Started QEMU in its own session",
              {{"pid", std::to_string(m.pid)}});
+  if (st.force) {
+    fail_start_forced(self);
+    return;
+  }
   on_io(self, [run = st.run](vm_io& io) { io.connect(run); });
 }
 
@@ -173,7 +183,7 @@ void on_qmp_up(self_pointer self, const vm_msg::qmp_up& m) {
     auto why = caf::make_error(ec::vm_start_failed,
                                fmt::format("QMP of QEMU (pid {}) did not come up: {}", st.pid,
                                            m.error));
-    if (st.adopted && !st.stop_requested) {
+    if (st.adopted && !st.stop_requested && !st.force) {
       // Not ours to kill: the VM keeps running, this actor gives up on it.
       end_without_vm(self, std::move(why));
       return;
@@ -195,6 +205,13 @@ void on_qmp_up(self_pointer self, const vm_msg::qmp_up& m) {
     rp.deliver(current_status(st));
   if (st.stop_requested)
     begin_stop(self);
+}
+
+/// A forced stop while the VM was starting: the start fails, the process is killed.
+void fail_start_forced(self_pointer self) {
+  auto& st = self->state;
+  st.start_failure = caf::make_error(ec::vm_start_failed, "the VM was killed by a forced stop");
+  kill_now(self, "forced stop");
 }
 
 void on_qmp_event(self_pointer self, const vm_msg::qmp_event& m) {
@@ -327,6 +344,27 @@ vm_process_impl_actor::behavior_type vm_process(vm_process_pointer self, vm_proc
         case vm_phase::running: begin_stop(self); break;
         case vm_phase::stopping: break;
         default: st.stop_requested = true; break; // stop once it is up
+      }
+      auto rp = self->make_response_promise<atom::ok>();
+      st.stop_waiters.push_back(rp);
+      return rp;
+    },
+    [=](atom::kill) -> caf::result<atom::ok> {
+      auto& st = self->state;
+      if (st.hung)
+        return self->make_response_promise<atom::ok>();
+      st.force = true;
+      switch (st.phase) {
+        case vm_phase::exited: return atom::ok_v;
+        case vm_phase::idle: // a VM may still run from an earlier supervisor: adopt it to kill it
+          begin_run(self);
+          st.force = true;
+          st.stop_requested = true;
+          break;
+        case vm_phase::running: begin_stop(self); break;
+        case vm_phase::stopping: kill_now(self, "forced stop"); break;
+        case vm_phase::connecting: fail_start_forced(self); break;
+        default: st.stop_requested = true; break; // probing, spawning, adopting: once launched
       }
       auto rp = self->make_response_promise<atom::ok>();
       st.stop_waiters.push_back(rp);

@@ -49,8 +49,8 @@ class driver;
 ///                                              QMP failed             │ up: start → vm_status
 ///                                                                     ▼
 ///                                  [ends] ◀──── QEMU exited ────── running
-///                                                                     │ stop
-///                                                                     ▼
+///                                                                     │ stop (kill: SIGKILL
+///                                                                     ▼  at once, any phase)
 ///     exited ◀──── QEMU gone: stop → ok ─────────────────────────── stopping: system_powerdown;
 ///       │          (qemu.pid removed if we killed it)               SIGKILL via the pidfd after
 ///       └─ start: a new run (probing); stop: ok                     stop_timeout, or at once
@@ -88,6 +88,9 @@ struct vm_process_config {
   /// the spawn, so it may prepare the instance directory (the driver's before_start); a thrown
   /// exception fails the start with its what().
   std::function<drivers::process_spec()> command;
+  /// The host port forwarded to the guest's sshd in this run (reported in vm_status); the run
+  /// chose it, so it is never parsed back out of a command line.
+  int32_t ssh_port = 0;
   /// Graceful stop: how long QEMU may take to power off after system_powerdown (Lima: 3 min).
   caf::timespan stop_timeout = std::chrono::minutes(3);
   /// How long to wait for the QMP socket to accept a connection (Lima: 30 s).
@@ -122,7 +125,6 @@ struct launched {
   uint64_t run = 0;
   int32_t pid = 0;
   bool adopted = false;
-  int32_t ssh_port = 0;
   std::string error;
 };
 
@@ -179,8 +181,7 @@ typename Inspector::result_type inspect(Inspector& f, probed& x) {
 }
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, launched& x) {
-  return f(caf::meta::type_name("vm_msg::launched"), x.run, x.pid, x.adopted, x.ssh_port,
-           x.error);
+  return f(caf::meta::type_name("vm_msg::launched"), x.run, x.pid, x.adopted, x.error);
 }
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, qmp_up& x) {
@@ -245,7 +246,6 @@ struct vm_process_state {
   /// The process; 0 before launched. Invariant: non-zero in connecting, running, stopping.
   int32_t pid = 0;
   bool adopted = false;
-  int32_t ssh_port = 0;
   /// QMP negotiated and not lost.
   bool qmp_ready = false;
   /// QMP reported SHUTDOWN caused by the guest (tells a normal end of an adopted QEMU, whose
@@ -253,6 +253,8 @@ struct vm_process_state {
   bool guest_shutdown = false;
   /// A stop arrived before the VM was up: stop as soon as it is.
   bool stop_requested = false;
+  /// The stop is forced (`kill`): SIGKILL instead of system_powerdown.
+  bool force = false;
   /// SIGKILL sent in this run.
   bool killed = false;
   /// Why the start failed, while the spawned QEMU is being killed.

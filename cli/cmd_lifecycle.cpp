@@ -121,6 +121,14 @@ void run_shell(std::vector<std::string> args, bool start, bool start_given,
     start_instance(name, 0);
     inst = inspect_live(name);
   }
+  if (inst.state != store::status::running || inst.ssh_local_port <= 0) {
+    // Never hand ssh a port 0 (`Bad port '0'`): say what is wrong with the instance instead.
+    std::string why = inst.errors.empty() ? "" : ": " + join(inst.errors, "; ");
+    throw cli_error(fmt::format("instance {} is {}, not Running{} (see `limactl list {}`; "
+                                "`limactl stop {}` then `limactl start {}` starts it afresh)",
+                                go_backquote(name), go_backquote(store::to_string(inst.state)), why,
+                                name, name, name));
+  }
   exec_ssh_shell(inst, command, workdir, shell);
 }
 

@@ -7,6 +7,8 @@
 #include "config/names.hpp"
 #include "config/validate.hpp"
 #include "cli/cli_common.hpp"
+#include "cli/supervisor_launch.hpp"
+#include "messages/control_protocol.hpp"
 #include "config/log.hpp"
 
 #include <algorithm>
@@ -27,27 +29,82 @@ bool ends_with(const std::string& s, const std::string& suffix) {
 
 } // namespace
 
-void force_stop(const store::instance& inst) {
-  auto vm_type = inst.vm_type.empty() ? std::string("qemu") : inst.vm_type;
-  int driver = 0;
+namespace {
+
+/// The pid in `path`, 0 when missing or unreadable.
+int pid_in(const std::string& path) {
   try {
-    driver = store::read_pid_file(fmt::format("{}/{}.pid", inst.dir, vm_type));
+    return store::read_pid_file(path);
   } catch (const std::exception&) {
-    driver = 0;
+    return 0;
   }
-  if (driver > 0) {
+}
+
+/// Is `pid` a live VM process that writes `pid_file` (`qemu-system-* ... -pidfile PATH`)? A pid
+/// file that names another process (a reused pid, garbage) must never get it killed.
+bool is_vm_process(int pid, const std::string& pid_file) {
+  auto cmdline = fs::read_file(fmt::format("/proc/{}/cmdline", pid));
+  if (!cmdline || cmdline->empty())
+    return false;
+  std::vector<std::string> argv;
+  std::string cur;
+  for (char c : *cmdline) {
+    if (c == '\0') {
+      argv.push_back(cur);
+      cur.clear();
+    } else {
+      cur += c;
+    }
+  }
+  if (!cur.empty())
+    argv.push_back(cur);
+  auto prog = argv[0].substr(argv[0].rfind('/') + 1);
+  if (prog.rfind("qemu-system-", 0) != 0)
+    return false;
+  for (size_t k = 0; k + 1 < argv.size(); ++k)
+    if ((argv[k] == "-pidfile" || argv[k] == "--pidfile") && argv[k + 1] == pid_file)
+      return true;
+  return false;
+}
+
+} // namespace
+
+void force_stop(const store::instance& inst) {
+  auto home = store::lima_home();
+  // A running supervisor owns the instance's processes and serves the other instances: it
+  // kills this VM and stops this instance's children, and nothing else.
+  int supervisor_pid = 0;
+  try {
+    if (auto client = connect_supervisor(home)) {
+      supervisor_pid = static_cast<int>(client->server().pid);
+      log::info(fmt::format("Asking the calima supervisor (pid {}) to kill the instance {}",
+                            supervisor_pid, go_backquote(inst.name)));
+      client->call(protocol::op::stop, {{"name", inst.name}, {"force", true}}, {});
+    }
+  } catch (const std::exception& e) {
+    log::warn(fmt::format("the calima supervisor could not stop the instance {}: {}",
+                          go_backquote(inst.name), e.what()));
+  }
+  if (supervisor_pid == 0)
+    supervisor_pid = pid_in(home + "/_supervisor/supervisor.pid");
+
+  auto vm_type = inst.vm_type.empty() ? std::string("qemu") : inst.vm_type;
+  auto vm_pid_file = fmt::format("{}/{}.pid", inst.dir, vm_type);
+  int driver = pid_in(vm_pid_file);
+  if (driver > 0 && is_vm_process(driver, vm_pid_file)) {
     log::info(fmt::format("Sending SIGKILL to the {} driver process {}", vm_type, driver));
     ::kill(driver, SIGKILL);
+  } else if (driver > 0 && ::kill(driver, 0) == 0) {
+    log::warn(fmt::format("{} names process {}, which is not this instance's {} process; not "
+                          "killing it", go_backquote(vm_pid_file), driver, vm_type));
   } else {
     log::info(fmt::format("The {} driver process seems already stopped", vm_type));
   }
-  int agent = 0;
-  try {
-    agent = store::read_pid_file(inst.dir + "/ha.pid");
-  } catch (const std::exception&) {
-    agent = 0;
-  }
-  if (agent > 0) {
+  int agent = pid_in(inst.dir + "/ha.pid");
+  if (agent > 0 && agent == supervisor_pid) {
+    log::info(fmt::format("The host agent process {} is the calima supervisor, which stays for "
+                          "the other instances", agent));
+  } else if (agent > 0 && agent != ::getpid()) {
     log::info(fmt::format("Sending SIGKILL to the host agent process {}", agent));
     ::kill(agent, SIGKILL);
   } else {

@@ -7,9 +7,11 @@
 /// Operations on an instance directory shared by several commands.
 namespace calima::cli {
 
-/// `limactl stop --force` without a supervisor (§6.2 force path): SIGKILL the driver and host
-/// agent processes named by their pid files, then remove `*.pid`, `*.sock`, `*.tmp` in the
-/// instance directory, logging as Lima does.
+/// `limactl stop --force` / `delete --force` (§6.2 force path). When a supervisor runs, it is
+/// asked to kill this instance's VM and stop its children (the other instances are untouched).
+/// Then, as Lima does, the processes named by the pid files are SIGKILLed, except a pid file that
+/// names no VM process of this instance (a reused pid) and `ha.pid` naming the supervisor; then
+/// `*.pid`, `*.sock`, `*.tmp` in the instance directory are removed, logging as Lima does.
 void force_stop(const store::instance& inst);
 
 /// Lima's instance.Create (§6.1 step 8): socket-length check, refuses an existing directory,

@@ -102,7 +102,7 @@ prepared_instance prepare_instance(const std::string& lima_home, const std::stri
   driver->before_start(cfg, p.dir);
   auto cmd = driver->command({&cfg, p.dir, p.ssh_local_port});
   p.command = std::move(cmd.process);
-  p.warnings = std::move(cmd.warnings);
+  p.warnings.insert(p.warnings.end(), cmd.warnings.begin(), cmd.warnings.end());
   return p;
 }
 

@@ -303,6 +303,50 @@ std::string self_path() {
   return buf;
 }
 
+/// The respawner of a guest without systemd: runs the daemon and starts it again 1 s after it
+/// failed (killed by a signal or a non-zero exit), like systemd's Restart=on-failure. SIGTERM
+/// ends the daemon and the respawner. Never returns.
+[[noreturn]] void respawn_daemon(const std::vector<std::string>& daemon_args) {
+  static volatile sig_atomic_t child = 0;
+  static volatile sig_atomic_t stopping = 0;
+  struct sigaction sa {};
+  sa.sa_handler = [](int) {
+    stopping = 1;
+    if (child > 0)
+      kill(child, SIGTERM);
+  };
+  sigaction(SIGTERM, &sa, nullptr);
+  while (!stopping) {
+    pid_t pid = fork();
+    if (pid == 0) {
+      signal(SIGTERM, SIG_DFL);
+      std::vector<char*> a;
+      for (const auto& s : daemon_args)
+        a.push_back(const_cast<char*>(s.c_str()));
+      a.push_back(nullptr);
+      execv(a[0], a.data());
+      _exit(127);
+    }
+    if (pid < 0) {
+      sleep(1);
+      continue;
+    }
+    child = pid;
+    int status = 0;
+    while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+    }
+    child = 0;
+    if (stopping || (WIFEXITED(status) && WEXITSTATUS(status) == 0))
+      break;
+    std::fprintf(stderr, "lima-guestagent daemon (pid %d) %s %d; restarting it in 1s\n", pid,
+                 WIFSIGNALED(status) ? "was killed by signal" : "exited with status",
+                 WIFSIGNALED(status) ? WTERMSIG(status) : WEXITSTATUS(status));
+    std::fflush(stderr);
+    sleep(1);
+  }
+  _exit(0);
+}
+
 /// Lima's `install-systemd`: writes /etc/systemd/system/lima-guestagent.service and (re)starts it.
 /// Where systemd is not the init system (calima's busybox test guest), the daemon is started in
 /// the background directly, replacing a running one when the binary was updated.
@@ -336,7 +380,9 @@ int run_install_systemd(const flags& f) {
       run_command({"systemctl", "try-restart", "lima-guestagent.service"});
     return run_command({"systemctl", "start", "lima-guestagent.service"});
   }
-  // No systemd: run the daemon ourselves, detached, logging like OpenRC's service does.
+  // No systemd: run the daemon ourselves, detached, logging like OpenRC's service does, under a
+  // small respawner that does what the unit's Restart=on-failure does (the pid file names the
+  // respawner; SIGTERM to it ends both).
   const std::string pidfile = "/run/lima-guestagent.pid";
   int old = std::atoi(read_file(pidfile).c_str());
   if (old > 0 && kill(old, 0) == 0) {
@@ -362,12 +408,7 @@ int run_install_systemd(const flags& f) {
     }
     std::string me = std::to_string(getpid()) + "\n";
     write_file_atomic(pidfile, me, 0644);
-    std::vector<char*> a;
-    for (const auto& s : daemon_args)
-      a.push_back(const_cast<char*>(s.c_str()));
-    a.push_back(nullptr);
-    execv(a[0], a.data());
-    _exit(127);
+    respawn_daemon(daemon_args);
   }
   int stw = 0;
   waitpid(pid, &stw, 0);

@@ -6,12 +6,23 @@
 #include "messages/types.hpp"
 
 #include <caf/actor_system_config.hpp>
+#include <caf/allowed_unsafe_message_type.hpp>
 #include <caf/replies_to.hpp>
 #include <caf/typed_actor.hpp>
 
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
+
+namespace calima {
+struct instance_run;
+/// One run of an instance (messages/instance_run.hpp): shared, immutable, never leaves the
+/// process.
+using instance_run_ptr = std::shared_ptr<const instance_run>;
+} // namespace calima
+
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(calima::instance_run_ptr)
 
 /// Every typed actor interface of calima, each a documented alias (VAST style). Implementations
 /// live in actors/, test doubles in test/actors/; both implement exactly these signatures, so the
@@ -73,6 +84,9 @@ using vm_process_actor = caf::typed_actor<
   /// Stops the VM gracefully (QMP system_powerdown, then SIGKILL after its own timeout);
   /// replies once the process is gone. The actor stays alive afterwards.
   caf::replies_to<atom::stop>::with<atom::ok>,
+  /// Forced stop (`limactl stop --force`): SIGKILL at once, no power-down; replies once the
+  /// process is gone. A start in progress fails.
+  caf::replies_to<atom::kill>::with<atom::ok>,
   /// The process as the actor sees it now.
   caf::replies_to<atom::status>::with<vm_status>>::extend_with<supervised_actor>;
 
@@ -153,6 +167,8 @@ using instance_supervisor_actor = caf::typed_actor<
   caf::replies_to<atom::start>::with<instance_info>,
   /// Ordered, timed stop of the children (reverse start order); replies once all are down.
   caf::replies_to<atom::stop>::with<instance_info>,
+  /// Forced stop: the same, but the VM process is killed at once instead of powered down.
+  caf::replies_to<atom::kill>::with<instance_info>,
   /// The instance now.
   caf::replies_to<atom::status>::with<instance_info>,
   /// Fault injection: forwards `kind` ("crash" | "hang") to `component` ("vm" | "ssh" |
@@ -162,12 +178,17 @@ using instance_supervisor_actor = caf::typed_actor<
   caf::reacts_to<atom::subscribe, event_listener_actor>,
   /// From the port-forward manager: a forward event to emit (Lima's `portForward` sub-event).
   caf::reacts_to<atom::forward, port_forward_event>,
+  /// From the port-forward manager: the guest agent's link changed (an event to emit).
+  caf::reacts_to<atom::link, guest_agent_event>,
   /// From the port-forward manager: the forwards now, and how they are carried.
   caf::reacts_to<atom::forwards, std::vector<forward_info>, std::string>,
   /// From the port-forward manager's SSH fallback: a connection to carry over the current SSH
   /// master (see ssh_master_actor), and commands to run on the guest (port discovery).
   caf::reacts_to<atom::forward, int32_t, std::string, int32_t>,
   caf::replies_to<atom::exec, std::string>::with<exec_result>,
+  // -- internal --
+  /// The run preparation of generation `uint64_t` finished: the run, or (null run) the error.
+  caf::reacts_to<atom::prepared, uint64_t, instance_run_ptr, std::string>,
   // -- internal: timers the supervisor sends itself (stale ones carry an old generation) --
   /// Restart `component` now (the backoff delay has passed).
   caf::reacts_to<atom::restart, component, uint64_t>,
@@ -186,6 +207,7 @@ using root_supervisor_actor = caf::typed_actor<
   /// of an instance without a supervisor report it stopped without spawning one.
   caf::replies_to<atom::start, std::string>::with<instance_info>,
   caf::replies_to<atom::stop, std::string>::with<instance_info>,
+  caf::replies_to<atom::kill, std::string>::with<instance_info>,
   caf::replies_to<atom::status, std::string>::with<instance_info>,
   /// Every instance that has a supervisor, sorted by name.
   caf::replies_to<atom::list>::with<std::vector<instance_info>>,
@@ -218,6 +240,7 @@ inline void register_message_types(caf::actor_system_config& cfg) {
   cfg.add_message_type<std::vector<forward_info>>("std::vector<calima::forward_info>");
   cfg.add_message_type<link_event>("calima::link_event");
   cfg.add_message_type<port_forward_event>("calima::port_forward_event");
+  cfg.add_message_type<guest_agent_event>("calima::guest_agent_event");
   cfg.add_error_category(error_category, [](uint8_t code, caf::atom_value,
                                             const caf::message& ctx) -> std::string {
     std::string out = "calima::";

@@ -27,6 +27,8 @@ CALIMA_ADD_ATOM(stop, "stop")
 CALIMA_ADD_ATOM(status, "status")
 CALIMA_ADD_ATOM(list, "list")
 CALIMA_ADD_ATOM(shutdown, "shutdown")
+CALIMA_ADD_ATOM(kill, "kill")
+CALIMA_ADD_ATOM(prepared, "prepared")
 
 // -- ssh master -------------------------------------------------------------------------------
 

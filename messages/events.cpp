@@ -26,6 +26,10 @@ bool operator==(const vsock_event& a, const vsock_event& b) {
          a.reason == b.reason;
 }
 
+bool operator==(const guest_agent_event& a, const guest_agent_event& b) {
+  return a.type == b.type && a.reason == b.reason;
+}
+
 bool operator==(const restart_event& a, const restart_event& b) {
   return a.component == b.component && a.reason == b.reason && a.attempt == b.attempt;
 }
@@ -34,7 +38,7 @@ bool operator==(const instance_status& a, const instance_status& b) {
   return a.running == b.running && a.degraded == b.degraded && a.exiting == b.exiting &&
          a.errors == b.errors && a.ssh_local_port == b.ssh_local_port &&
          a.cloud_init == b.cloud_init && a.port_forward == b.port_forward && a.vsock == b.vsock &&
-         a.broken == b.broken && a.restart == b.restart;
+         a.broken == b.broken && a.restart == b.restart && a.guest_agent == b.guest_agent;
 }
 
 bool operator==(const instance_event& a, const instance_event& b) {
@@ -218,6 +222,13 @@ nlohmann::ordered_json to_json(const instance_event& ev) {
       r["attempt"] = s.restart->attempt;
     status["restart"] = std::move(r);
   }
+  if (s.guest_agent) {
+    json g = json::object();
+    g["type"] = s.guest_agent->type;
+    if (!s.guest_agent->reason.empty())
+      g["reason"] = s.guest_agent->reason;
+    status["guestAgent"] = std::move(g);
+  }
   json out = json::object();
   out["time"] = format_rfc3339nano(ev.time);
   out["status"] = std::move(status);
@@ -309,6 +320,8 @@ instance_event decode_event(std::string_view line) {
   if (auto r = object(*st, "restart", "status"))
     s.restart = restart_event{str(*r, "component", "restart"), str(*r, "reason", "restart"),
                               integer(*r, "attempt", "restart")};
+  if (auto g = object(*st, "guestAgent", "status"))
+    s.guest_agent = guest_agent_event{str(*g, "type", "guestAgent"), str(*g, "reason", "guestAgent")};
   return ev;
 }
 

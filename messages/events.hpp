@@ -17,7 +17,8 @@
 ///   - `exiting` implies `!running`, and is the last event of a run.
 /// calima adds two keys Lima's decoders ignore (they are unknown fields to Go's encoding/json):
 ///   - `restart`: a supervisor restarted one component (`component`, `reason`, `attempt`);
-///   - `broken`: the supervisor gave up on the instance; `errors` says why.
+///   - `broken`: the supervisor gave up on the instance; `errors` says why;
+///   - `guestAgent`: the guest agent connected, was lost, or forwarding fell back to SSH.
 namespace calima {
 
 /// `status.cloudInitProgress`.
@@ -54,6 +55,13 @@ struct restart_event {
   int attempt = 0;
 };
 
+/// `status.guestAgent` (calima): the guest agent's link changed (`type`: connected | lost |
+/// ssh-fallback); `reason` says why it was lost, or what it answered when it connected.
+struct guest_agent_event {
+  std::string type;
+  std::string reason;
+};
+
 /// `status`.
 struct instance_status {
   /// Ready: the requirements passed.
@@ -73,6 +81,8 @@ struct instance_status {
   bool broken = false;
   /// calima: set on the event announcing a restart.
   std::optional<restart_event> restart;
+  /// calima: set on the event announcing a change of the guest agent's link.
+  std::optional<guest_agent_event> guest_agent;
 };
 
 /// One line of `ha.stdout.log`.
@@ -87,6 +97,7 @@ bool operator==(const cloud_init_progress& a, const cloud_init_progress& b);
 bool operator==(const port_forward_event& a, const port_forward_event& b);
 bool operator==(const vsock_event& a, const vsock_event& b);
 bool operator==(const restart_event& a, const restart_event& b);
+bool operator==(const guest_agent_event& a, const guest_agent_event& b);
 bool operator==(const instance_status& a, const instance_status& b);
 bool operator==(const instance_event& a, const instance_event& b);
 

@@ -69,9 +69,15 @@ typename Inspector::result_type inspect(Inspector& f, restart_event& x) {
 }
 
 template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, guest_agent_event& x) {
+  return f(caf::meta::type_name("guest_agent_event"), x.type, x.reason);
+}
+
+template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, instance_status& x) {
   return f(caf::meta::type_name("instance_status"), x.running, x.degraded, x.exiting, x.errors,
-           x.ssh_local_port, x.cloud_init, x.port_forward, x.vsock, x.broken, x.restart);
+           x.ssh_local_port, x.cloud_init, x.port_forward, x.vsock, x.broken, x.restart,
+           x.guest_agent);
 }
 
 template <class Inspector>

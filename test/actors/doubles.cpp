@@ -98,6 +98,12 @@ vm_process_actor::behavior_type vm_double(vm_process_actor::stateful_pointer<vm_
         return self->make_response_promise<atom::ok>();
       return atom::ok_v;
     },
+    [=](atom::kill) -> caf::result<atom::ok> {
+      self->state.rec->calls.push_back("vm:kill");
+      if (self->state.hung)
+        return self->make_response_promise<atom::ok>();
+      return atom::ok_v;
+    },
     [=](atom::status) -> caf::result<vm_status> {
       if (self->state.hung)
         return self->make_response_promise<vm_status>();

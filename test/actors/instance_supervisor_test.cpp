@@ -2,6 +2,7 @@
 
 #include "test/actors/caf_fixture.hpp"
 #include "test/actors/doubles.hpp"
+#include "messages/instance_run.hpp"
 
 #include <caf/all.hpp>
 #include <gtest/gtest.h>
@@ -437,4 +438,73 @@ TEST_F(instance_supervisor_test, fault_through_the_supervisor_reaches_the_child)
   run();
   EXPECT_EQ(world.rec->count("ssh:fault:crash"), 1u);
   EXPECT_EQ(world.rec->restarts().size(), 1u);
+}
+
+// -- runs -------------------------------------------------------------------------------------
+
+/// Every start prepares a new run (lima.yaml read once per start) and every child of that run
+/// gets it; a failed preparation is a failed VM start; a pending one is dropped by a stop.
+TEST_F(instance_supervisor_test, each_start_prepares_a_new_run_that_every_child_gets) {
+  auto f = world.factories();
+  auto runs = std::make_shared<int>(0);
+  auto seen = std::make_shared<std::vector<std::string>>();
+  auto fail_next = std::make_shared<bool>(false);
+  f.prepare = [runs, fail_next](caf::local_actor* s, uint64_t gen, const actors::child_context& c) {
+    auto hdl = caf::actor_cast<instance_supervisor_actor>(s);
+    if (*fail_next) {
+      caf::anon_send(hdl, atom::prepared_v, gen, instance_run_ptr{},
+                     std::string("lima.yaml: line 3: cannot unmarshal"));
+      return;
+    }
+    auto run = std::make_shared<instance_run>();
+    run->name = c.instance;
+    run->iid = "iid-" + std::to_string(++*runs);
+    run->ssh_user = "run-user-" + std::to_string(*runs);
+    caf::anon_send(hdl, atom::prepared_v, gen, instance_run_ptr{run}, std::string{});
+  };
+  auto vm = f.vm;
+  f.vm = [vm, seen](caf::local_actor* s, const actors::child_context& c) {
+    seen->push_back("vm:" + (c.run ? c.run->iid : std::string("none")));
+    return vm(s, c);
+  };
+  auto ssh = f.ssh;
+  f.ssh = [ssh, seen](caf::local_actor* s, const actors::child_context& c) {
+    seen->push_back("ssh:" + (c.run ? c.run->iid : std::string("none")));
+    return ssh(s, c);
+  };
+  parent = track(spawn_parent_double(sys, world.rec));
+  sup = track(sys.spawn(actors::instance_supervisor, spec, f, parent));
+  run();
+  start();
+  ASSERT_EQ(st().state, instance_state::running);
+  ASSERT_TRUE(st().run);
+  EXPECT_EQ(st().run->ssh_user, "run-user-1");
+  ASSERT_TRUE(ask<instance_info>(sup, atom::stop_v).value);
+  run();
+  start();
+  ASSERT_EQ(st().state, instance_state::running);
+  EXPECT_EQ(*seen, (std::vector<std::string>{"vm:iid-1", "ssh:iid-1", "vm:iid-2", "ssh:iid-2"}));
+  ASSERT_TRUE(ask<instance_info>(sup, atom::stop_v).value);
+  run();
+  // A preparation that fails is a failed VM start: Broken with its reason (VM policy: never).
+  *fail_next = true;
+  start();
+  EXPECT_EQ(st().state, instance_state::broken);
+  ASSERT_EQ(st().errors.size(), 1u);
+  EXPECT_NE(st().errors[0].find("cannot unmarshal"), std::string::npos) << st().errors[0];
+}
+
+TEST_F(instance_supervisor_test, a_forced_stop_kills_the_vm_instead_of_powering_it_down) {
+  start_running();
+  auto info = ask<instance_info>(sup, atom::kill_v);
+  run();
+  ASSERT_TRUE(info.value) << to_string(info.error);
+  EXPECT_EQ(st().state, instance_state::stopped);
+  EXPECT_EQ(world.rec->count("vm:kill"), 1u);
+  EXPECT_EQ(world.rec->count("vm:stop"), 0u);
+  // The next stop is graceful again.
+  start();
+  ASSERT_TRUE(ask<instance_info>(sup, atom::stop_v).value);
+  run();
+  EXPECT_EQ(world.rec->count("vm:stop"), 1u);
 }

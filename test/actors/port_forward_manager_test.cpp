@@ -85,6 +85,7 @@ struct parent_log {
   std::vector<port_forward_event> events;
   std::vector<forward_info> forwards;
   std::string forwarder;
+  std::vector<std::string> agent_events; ///< guestAgent event types, in order
 
   std::vector<std::string> types_for(const std::string& guest_addr) const {
     std::vector<std::string> out;
@@ -99,10 +100,12 @@ instance_supervisor_actor::behavior_type parent_double(std::shared_ptr<parent_lo
   return {
     [](atom::start) { return instance_info{}; },
     [](atom::stop) { return instance_info{}; },
+    [](atom::kill) { return instance_info{}; },
     [](atom::status) { return instance_info{}; },
     [](atom::fault, const std::string&, const std::string&) { return atom::ok_v; },
     [](atom::subscribe, event_listener_actor&) {},
     [log](atom::forward, port_forward_event& ev) { log->events.push_back(std::move(ev)); },
+    [log](atom::link, guest_agent_event& ev) { log->agent_events.push_back(ev.type); },
     [log](atom::forwards, std::vector<forward_info>& xs, std::string& how) {
       log->forwards = std::move(xs);
       log->forwarder = std::move(how);
@@ -115,6 +118,7 @@ instance_supervisor_actor::behavior_type parent_double(std::shared_ptr<parent_lo
       ++log->execs;
       return exec_result{0, log->listing, ""};
     },
+    [](atom::prepared, uint64_t, instance_run_ptr&, std::string&) {},
     [](atom::restart, component, uint64_t) {},
     [](atom::timeout, component, uint64_t) {},
     [](atom::health, uint64_t) {},
@@ -294,24 +298,57 @@ TEST_F(port_forward_manager_test, a_crashed_forwarder_is_back_at_once_and_the_ot
   EXPECT_EQ(st().forwards.at("tcp-" + addr(a)).info.state, "forwarding");
 }
 
-TEST_F(port_forward_manager_test, link_loss_reconnects_and_the_full_report_resynchronises) {
+TEST_F(port_forward_manager_test, link_loss_withdraws_forwards_and_the_full_report_resynchronises) {
   spawn_manager();
   link_up();
   int a = free_port(), b = free_port();
   report(true, {{"tcp", "127.0.0.1", a}, {"tcp", "127.0.0.1", b}});
-  auto id_a = plane->id_of(addr(a));
-  auto id_b = plane->id_of(addr(b));
+  ASSERT_NE(plane->id_of(addr(a)), 0u);
   link_down("the link was closed by the peer");
+  // Nothing the agent carried works now: both host listeners are closed at once, with the reason.
+  EXPECT_EQ(plane->id_of(addr(a)), 0u);
+  EXPECT_EQ(plane->id_of(addr(b)), 0u);
+  EXPECT_EQ(log->types_for(addr(a)), (std::vector<std::string>{"forwarding", "stopping"}));
+  EXPECT_NE(log->events.back().error.find("the guest agent is not connected"), std::string::npos);
+  EXPECT_EQ(log->agent_events, (std::vector<std::string>{"connected", "lost"}));
   EXPECT_NE(log->forwarder.find("not connected"), std::string::npos);
+  EXPECT_TRUE(log->forwards.empty());
   EXPECT_EQ(plane->attaches, 1);
   advance(250ms); // the reconnect delay
   EXPECT_EQ(plane->attaches, 2);
   link_up();
   // the guest's port `b` closed while the link was down
   report(true, {{"tcp", "127.0.0.1", a}});
-  EXPECT_EQ(plane->id_of(addr(a)), id_a) << "kept across the reconnect";
-  EXPECT_EQ(plane->removed, (std::vector<uint64_t>{id_b}));
-  EXPECT_EQ(log->types_for(addr(b)), (std::vector<std::string>{"forwarding", "stopping"}));
+  EXPECT_NE(plane->id_of(addr(a)), 0u) << "forwarded again after the resync";
+  EXPECT_EQ(plane->id_of(addr(b)), 0u);
+  EXPECT_EQ(log->types_for(addr(a)),
+            (std::vector<std::string>{"forwarding", "stopping", "forwarding"}));
+  EXPECT_EQ(log->agent_events, (std::vector<std::string>{"connected", "lost", "connected"}));
+}
+
+TEST_F(port_forward_manager_test, a_hung_agent_is_withdrawn_within_10s_then_ssh_takes_over) {
+  log->listing = "@@ tcp\n"
+                 "  sl  local_address rem_address   st\n"
+                 "   0: 0100007F:1F90 00000000:0000 0A\n"; // 127.0.0.1:8080 LISTEN
+  spawn_manager();
+  link_up();
+  int a = free_port();
+  report(true, {{"tcp", "127.0.0.1", a}});
+  ASSERT_NE(plane->id_of(addr(a)), 0u);
+  // The agent stops answering (killed in the guest while QEMU keeps the port open).
+  advance(9s);
+  EXPECT_EQ(plane->id_of(addr(a)), 0u) << "still listening 9 s after the agent went silent";
+  EXPECT_EQ(log->types_for(addr(a)), (std::vector<std::string>{"forwarding", "stopping"}));
+  EXPECT_EQ(log->agent_events, (std::vector<std::string>{"connected", "lost"}));
+  EXPECT_FALSE(st().ssh_mode);
+  advance(3s); // ssh_fallback_after_loss: the agent did not come back
+  EXPECT_TRUE(st().ssh_mode);
+  EXPECT_EQ(log->agent_events, (std::vector<std::string>{"connected", "lost", "ssh-fallback"}));
+  EXPECT_NE(log->forwarder.find("ssh"), std::string::npos) << log->forwarder;
+  // The agent answers again: forwarding goes back to it.
+  link_up();
+  EXPECT_FALSE(st().ssh_mode);
+  EXPECT_EQ(log->agent_events.back(), "connected");
 }
 
 TEST_F(port_forward_manager_test, a_hung_link_is_restarted_with_a_fresh_connection) {
@@ -319,7 +356,7 @@ TEST_F(port_forward_manager_test, a_hung_link_is_restarted_with_a_fresh_connecti
   link_up();
   auto link = st().link;
   EXPECT_GE(plane->pings, 1);
-  advance(12s); // no pong for longer than hung_after
+  advance(8s); // no pong for longer than hung_after
   EXPECT_FALSE(is_alive(link));
   EXPECT_GE(plane->detaches, 1);
   advance(100ms); // the link's restart backoff

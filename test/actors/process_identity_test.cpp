@@ -87,15 +87,6 @@ TEST(process_identity, refuses_a_pid_mismatch) {
   EXPECT_NE(adoption_refusal(f.file, f.proc, f.rules), "");
 }
 
-TEST(process_identity, finds_the_ssh_forward_port) {
-  EXPECT_EQ(ssh_forward_port(qemu_argv()), 50022);
-  EXPECT_EQ(ssh_forward_port({"q", "-netdev",
-                              "user,id=n,hostfwd=tcp:127.0.0.1:8080-:80,hostfwd=tcp::60022-:22"}),
-            60022);
-  EXPECT_EQ(ssh_forward_port({"q", "-netdev", "user,id=n,hostfwd=tcp:127.0.0.1:8080-:80"}), 0);
-  EXPECT_EQ(ssh_forward_port({"q", "-M", "none"}), 0);
-}
-
 TEST(process_identity, reads_this_process_from_proc) {
   auto me = read_process_facts(static_cast<int>(::getpid()));
   ASSERT_TRUE(me);

@@ -61,6 +61,7 @@ protected:
     c.stdout_log = inst.path("qemu.stdout.log");
     c.stderr_log = inst.path("qemu.stderr.log");
     c.command = [spec = inst.qemu_spec(ssh_port)] { return spec; };
+    c.ssh_port = ssh_port;
     c.stop_timeout = stop_timeout;
     return c;
   }
@@ -420,6 +421,19 @@ TEST_F(vm_process_test, hang_fault_stops_answering) {
   auto pong = ask<atom::pong>(self, vm, 300ms, atom::ping_v);
   EXPECT_FALSE(pong.value);
   EXPECT_EQ(pong.error, caf::sec::request_timeout);
+}
+
+TEST_F(vm_process_test, kill_ends_qemu_at_once_without_a_power_down) {
+  caf::scoped_actor self{sys};
+  auto vm = spawn(config(60s)); // a graceful stop could take a minute: kill must not wait
+  auto started = ask<vm_status>(self, vm, 30s, atom::start_v);
+  ASSERT_TRUE(started.value) << describe(started.error);
+  int pid = started.value->pid;
+  auto t0 = std::chrono::steady_clock::now();
+  auto killed = ask<atom::ok>(self, vm, 10s, atom::kill_v);
+  ASSERT_TRUE(killed.value) << describe(killed.error);
+  std::printf("[ measure ] kill -> QEMU gone: %lld ms\n", test::ms_since(t0));
+  EXPECT_FALSE(test::process_alive(pid)); // within the 10 s request, not the 60 s power-down
 }
 
 } // namespace
