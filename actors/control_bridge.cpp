@@ -26,7 +26,7 @@ proto::instance_summary summary_of(const instance_info& info) {
   s.vm_pid = info.vm_pid;
   s.errors = info.errors;
   for (auto& f : info.forwards)
-    s.forwards.push_back({f.proto, f.guest_addr, f.host_addr, f.state, f.error, f.restarts});
+    s.forwards.push_back({f.proto, f.guest_addr, f.host_addr, to_string(f.state), f.error, f.restarts});
   s.forwarder = info.forwarder;
   return s;
 }
@@ -99,6 +99,14 @@ relay_actor::behavior_type relay(relay_actor::stateful_pointer<relay_state> self
         self->state.last.errors = st.errors;
         finish(true, nullptr, {});
       }
+    },
+    [self, name](atom::log, const std::string& instance, const log_line& line) {
+      if (instance != name || self->state.done)
+        return;
+      json entry{{"level", line.level}, {"msg", line.msg}};
+      for (auto& f : line.fields)
+        entry[f.key] = f.value;
+      self->state.out->event(proto::log_event_body(instance, std::move(entry)));
     },
     [finish](atom::timeout) {
       finish(false, proto::error_code::timeout,

@@ -40,28 +40,6 @@ caf::error io_failure(const std::string& what, const std::string& path) {
   return caf::make_error(ec::io_error, what + " " + path + ": " + std::strerror(errno));
 }
 
-/// The last non-zero `sshLocalPort` among the events of ha.stdout.log (a restarted event log).
-int last_ssh_port(const std::string& path) {
-  auto content = fs::read_file(path);
-  if (!content)
-    return 0;
-  int port = 0;
-  size_t pos = 0;
-  while (pos < content->size()) {
-    auto nl = content->find('\n', pos);
-    auto end = nl == std::string::npos ? content->size() : nl;
-    try {
-      auto ev = decode_event(std::string_view(*content).substr(pos, end - pos));
-      if (ev.status.ssh_local_port != 0)
-        port = ev.status.ssh_local_port;
-    } catch (const std::exception&) {
-      // a torn or foreign line: skip it
-    }
-    pos = end + 1;
-  }
-  return port;
-}
-
 } // namespace
 
 event_log_state::~event_log_state() {
@@ -74,7 +52,7 @@ event_log_state::~event_log_state() {
 }
 
 event_log_actor::behavior_type event_log(event_log_actor::stateful_pointer<event_log_state> self,
-                                         std::string dir, bool truncate) {
+                                         std::string dir, bool truncate, int32_t ssh_local_port) {
   auto& st = self->state;
   st.dir = std::move(dir);
   auto out_path = st.dir + "/ha.stdout.log";
@@ -90,8 +68,8 @@ event_log_actor::behavior_type event_log(event_log_actor::stateful_pointer<event
     return event_log_actor::behavior_type::make_empty_behavior();
   }
   st.endpoint = std::make_unique<ha_endpoint>(st.dir);
-  if (!truncate)
-    st.endpoint->set_ssh_local_port(last_ssh_port(out_path));
+  if (ssh_local_port != 0)
+    st.endpoint->set_ssh_local_port(ssh_local_port);
   for (auto& e : st.endpoint->errors()) {
     auto text = log::render(log::level::warning, "host agent endpoint: " + e, {}, log::format::json,
                             false);
@@ -136,8 +114,9 @@ event_log_actor::behavior_type event_log(event_log_actor::stateful_pointer<event
   };
 }
 
-event_log_actor spawn_event_log(caf::actor_system& sys, std::string dir, bool truncate) {
-  return sys.spawn<caf::detached>(event_log, std::move(dir), truncate);
+event_log_actor spawn_event_log(caf::actor_system& sys, std::string dir, bool truncate,
+                                int32_t ssh_local_port) {
+  return sys.spawn<caf::detached>(event_log, std::move(dir), truncate, ssh_local_port);
 }
 
 } // namespace calima::actors

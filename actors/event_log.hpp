@@ -23,8 +23,8 @@
 /// The host agent's files: every event log (the first of a run and every restart, since the
 /// previous one removed them when it terminated) owns an `ha_endpoint` that writes `$INST/ha.pid`
 /// and serves `$INST/ha.sock` until the actor terminates (runtime §1.2, §4.6). `GET /v1/info`
-/// reports the last non-zero `sshLocalPort` of an appended event; a restarted event log recovers
-/// it from the events already in ha.stdout.log. Endpoint failures (a socket another live process
+/// reports the last non-zero `sshLocalPort` of an appended event; a restarted event log starts
+/// with the port of the run, which its supervisor passes (nothing is read back from the files). Endpoint failures (a socket another live process
 /// serves, a path too long) are logged to ha.stderr.log as warnings and never stop the log.
 ///
 /// Lifecycle:
@@ -60,10 +60,14 @@ struct event_log_state {
 /// @param dir the instance directory (`$INST`).
 /// @param truncate start both files empty (the first start of a run, as Lima recreates them);
 ///        a restarted event log appends.
+/// @param ssh_local_port the run's SSH port for `GET /v1/info` until an event says otherwise
+///        (0 while unknown: a first start).
 event_log_actor::behavior_type event_log(event_log_actor::stateful_pointer<event_log_state> self,
-                                         std::string dir, bool truncate);
+                                         std::string dir, bool truncate,
+                                         int32_t ssh_local_port = 0);
 
 /// Spawns `event_log` detached (its own thread), as the instance supervisor's default factory.
-event_log_actor spawn_event_log(caf::actor_system& sys, std::string dir, bool truncate);
+event_log_actor spawn_event_log(caf::actor_system& sys, std::string dir, bool truncate,
+                                int32_t ssh_local_port = 0);
 
 } // namespace calima::actors

@@ -6,22 +6,11 @@ namespace calima::actors {
 
 namespace {
 
-guest_port_report convert(const tunnel::port_report& r) {
-  guest_port_report out;
-  out.full = r.full;
-  for (auto& l : r.listed)
-    out.added.push_back({l.proto, l.ip, l.port});
-  for (auto& l : r.removed)
-    out.removed.push_back({l.proto, l.ip, l.port});
-  out.errors = r.errors;
-  return out;
-}
-
 class tunnel_plane : public forward_plane {
 public:
   explicit tunnel_plane(forward_plane_callbacks cbs) {
     tunnel::engine_callbacks ec;
-    ec.on_ports = [f = cbs.on_ports](const tunnel::port_report& r) { f(convert(r)); };
+    ec.on_ports = [f = cbs.on_ports](const tunnel::port_report& r) { f(r); };
     ec.on_link_up = [f = cbs.on_link](uint16_t v, const std::string& peer) {
       f(link_event{link_event::up, peer + ", protocol " + std::to_string(v), 0});
     };

@@ -38,8 +38,8 @@ void bind_now(forwarder_pointer self) {
   std::string error;
   int fd = bind_host_listener(st.spec, error);
   if (fd < 0) {
-    bool first = st.info.state != "retrying";
-    st.info.state = "retrying";
+    bool first = st.info.state != forward_state::retrying;
+    st.info.state = forward_state::retrying;
     st.info.error = error;
     if (first)
       self->send(st.manager, atom::forward_v, st.spec.key, st.info);
@@ -49,7 +49,7 @@ void bind_now(forwarder_pointer self) {
   *st.listener_id = st.spec.proto == "udp" ? st.engine->add_udp_listener(fd, st.spec.guest_addr)
                                           : st.engine->add_stream_listener(fd, st.spec.guest_addr);
   st.attempt = 0;
-  st.info.state = "forwarding";
+  st.info.state = forward_state::forwarding;
   st.info.error.clear();
   self->send(st.manager, atom::forward_v, st.spec.key, st.info);
 }
@@ -144,7 +144,7 @@ forwarder_actor::behavior_type forwarder(forwarder_pointer self, forwarder_spec 
   st.info.proto = st.spec.proto;
   st.info.guest_addr = st.spec.guest_addr;
   st.info.host_addr = host_addr_text(st.spec);
-  st.info.state = "binding";
+  st.info.state = forward_state::binding;
   st.info.restarts = st.spec.restarts;
   // Whatever ends this actor closes its listener; accepted connections live on in the engine.
   self->attach_functor([e = st.engine, id = st.listener_id, path = st.spec.host_socket](const caf::error&) {

@@ -80,7 +80,7 @@ instance_factory make_instance_factory(caf::actor_system& sys, io_thread& io, st
       prepare_in_background(sup, gen, lima_home, name, debug, busy);
     };
     make.event_log = [&sys](caf::local_actor*, const child_context& c) {
-      return spawn_event_log(sys, c.dir, c.attempt == 0);
+      return spawn_event_log(sys, c.dir, c.attempt == 0, c.ssh_local_port);
     };
     make.vm = [&sys, &io](caf::local_actor*, const child_context& c) -> vm_process_actor {
       auto driver = drivers::make_driver(c.run->vm_type);

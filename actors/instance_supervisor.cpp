@@ -134,6 +134,8 @@ void write_log(self_pointer self, std::string level, std::string msg,
                std::vector<log_field> fields = {}) {
   auto& st = self->state;
   log_line line{std::move(level), std::move(msg), std::move(fields)};
+  for (auto& l : st.listeners)
+    self->send(l, atom::log_v, st.spec.name, line);
   if (st.log) {
     self->send(st.log, atom::log_v, std::move(line));
     return;
@@ -663,11 +665,11 @@ void on_forward_event(self_pointer self, port_forward_event ev) {
   std::string proto;
   for (char c : ev.protocol)
     proto += static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
-  if (ev.type == "forwarding")
+  if (ev.type == forward_event_type::forwarding)
     write_log(self, "info", fmt::format("Forwarding {} from {} to {}", proto, ev.guest_addr, ev.host_addr));
-  else if (ev.type == "not-forwarding")
+  else if (ev.type == forward_event_type::not_forwarding)
     write_log(self, "info", fmt::format("Not forwarding {} {}", proto, ev.guest_addr));
-  else if (ev.type == "stopping")
+  else if (ev.type == forward_event_type::stopping)
     write_log(self, "info", fmt::format("Stopping forwarding {} from {} to {}", proto, ev.guest_addr,
                                         ev.host_addr));
   else
@@ -812,9 +814,9 @@ instance_supervisor(instance_supervisor_pointer self, instance_spec spec, child_
       auto& st = self->state;
       if (st.shutting_down || !st.ports)
         return;
-      if (ev.type == "connected")
+      if (ev.type == guest_agent_change::connected)
         write_log(self, "info", "The guest agent is connected", {{"agent", ev.reason}});
-      else if (ev.type == "lost")
+      else if (ev.type == guest_agent_change::lost)
         write_log(self, "warning", "Lost the guest agent", {{"reason", ev.reason}});
       else
         write_log(self, "warning", "Forwarding TCP over SSH: the guest agent is not connected",

@@ -87,12 +87,12 @@ void add_guest_port(self_pointer self, const guest_port& p) {
   auto guest_addr = tunnel::join_host_port(p.ip, p.port);
   if (d.k != forward_decision::forward) {
     st.guest[id] = "";
-    tell_parent(self, {"not-forwarding", p.proto, guest_addr, "", ""});
+    tell_parent(self, {forward_event_type::not_forwarding, p.proto, guest_addr, "", ""});
     return;
   }
   if (st.ssh_mode && p.proto != "tcp") {
     st.guest[id] = "";
-    tell_parent(self, {"not-forwarding", p.proto, guest_addr, "",
+    tell_parent(self, {forward_event_type::not_forwarding, p.proto, guest_addr, "",
                        "the SSH fallback forwards TCP only (UDP needs the guest agent)"});
     return;
   }
@@ -102,7 +102,7 @@ void add_guest_port(self_pointer self, const guest_port& p) {
   if (!d.host_socket.empty()) {
     if (p.proto != "tcp") {
       st.guest[id] = "";
-      tell_parent(self, {"not-forwarding", p.proto, guest_addr, "",
+      tell_parent(self, {forward_event_type::not_forwarding, p.proto, guest_addr, "",
                          "hostSocket forwards carry TCP only"});
       return;
     }
@@ -125,7 +125,7 @@ void add_guest_port(self_pointer self, const guest_port& p) {
   e.info.guest_addr = fs.guest_addr;
   e.info.host_addr = fs.host_socket.empty() ? tunnel::join_host_port(fs.host_ip, fs.host_port)
                                             : fs.host_socket;
-  e.info.state = "binding";
+  e.info.state = forward_state::binding;
   spawn_forwarder(self, e);
 }
 
@@ -145,7 +145,7 @@ void remove_guest_port(self_pointer self, const std::string& id) {
   e.sources.erase(id);
   if (!e.sources.empty())
     return;
-  tell_parent(self, {"stopping", e.info.proto, e.info.guest_addr, e.info.host_addr, ""});
+  tell_parent(self, {forward_event_type::stopping, e.info.proto, e.info.guest_addr, e.info.host_addr, ""});
   retire(self, e.actor.address());
   st.forwards.erase(it);
 }
@@ -183,7 +183,7 @@ void reset_forwards(self_pointer self, const std::string& why = {}) {
       ++it;
       continue;
     }
-    tell_parent(self, {"stopping", e.info.proto, e.info.guest_addr, e.info.host_addr, why});
+    tell_parent(self, {forward_event_type::stopping, e.info.proto, e.info.guest_addr, e.info.host_addr, why});
     retire(self, e.actor.address());
     it = st.forwards.erase(it);
   }
@@ -221,7 +221,7 @@ bool add_rule_forward(self_pointer self, const std::string& prefix, std::string 
   e.info.proto = "tcp";
   e.info.guest_addr = fs.guest_addr;
   e.info.host_addr = host;
-  e.info.state = "binding";
+  e.info.state = forward_state::binding;
   spawn_forwarder(self, e);
   return true;
 }
@@ -237,7 +237,7 @@ void start_statics(self_pointer self) {
   for (auto& f : xs) {
     auto guest = tunnel::join_host_port(f.guest_ip, f.guest_port);
     if (!st.static_plane) {
-      tell_parent(self, {"failed", "tcp", guest, "", "static forwards need SSH"});
+      tell_parent(self, {forward_event_type::failed, "tcp", guest, "", "static forwards need SSH"});
       continue;
     }
     add_rule_forward(self, "static-tcp-", guest, f.host_socket, f.host_ip, f.host_port, "static",
@@ -254,10 +254,10 @@ void start_socket_forwards(self_pointer self) {
 }
 
 /// Tells the instance supervisor that the agent's link changed (a `guestAgent` event).
-void tell_agent(self_pointer self, std::string type, std::string reason) {
+void tell_agent(self_pointer self, guest_agent_change type, std::string reason) {
   auto& st = self->state;
   if (st.spec.parent)
-    self->send(st.spec.parent, atom::link_v, guest_agent_event{std::move(type), std::move(reason)});
+    self->send(st.spec.parent, atom::link_v, guest_agent_event{type, std::move(reason)});
 }
 
 void enter_ssh_mode(self_pointer self) {
@@ -266,7 +266,7 @@ void enter_ssh_mode(self_pointer self) {
     return;
   log::warn("The guest agent is not connected; forwarding TCP over SSH (slower)",
             {{"instance", st.spec.instance_dir}});
-  tell_agent(self, "ssh-fallback", st.agent);
+  tell_agent(self, guest_agent_change::ssh_fallback, st.agent);
   reset_forwards(self, "forwarding moves to SSH: the guest agent is not connected");
   st.ssh_plane = st.spec.make_ssh_plane();
   st.ssh_mode = true;
@@ -305,7 +305,7 @@ void agent_lost(self_pointer self, const std::string& why) {
     return;
   log::warn("Lost the guest agent; reconnecting",
             {{"instance", st.spec.instance_dir}, {"reason", why}});
-  tell_agent(self, "lost", why);
+  tell_agent(self, guest_agent_change::lost, why);
   if (!st.ssh_mode)
     reset_forwards(self, "the guest agent is not connected: " + why);
   arm_fallback(self, st.spec.ssh_fallback_after_loss);
@@ -395,7 +395,7 @@ void on_down(self_pointer self, const caf::down_msg& dm) {
       auto why = fmt::format("forwarder restart intensity exceeded ({}); last failure: {}",
                              describe_intensity(st.spec.forwarder_restart),
                              caf::to_string(dm.reason));
-      tell_parent(self, {"failed", e.info.proto, e.info.guest_addr, e.info.host_addr, why});
+      tell_parent(self, {forward_event_type::failed, e.info.proto, e.info.guest_addr, e.info.host_addr, why});
       for (auto& src : e.sources)
         st.guest[src] = ""; // not forwarded until the guest reports the port again
       st.forwards.erase(key);
@@ -404,7 +404,7 @@ void on_down(self_pointer self, const caf::down_msg& dm) {
     }
     record_restart(e.restarts, now, st.spec.forwarder_restart);
     ++e.info.restarts;
-    e.info.state = "restarting";
+    e.info.state = forward_state::restarting;
     self->delayed_send(self, d.delay, atom::restart_v, key, e.gen);
     push_forwards(self);
     return;
@@ -503,9 +503,13 @@ port_forward_manager(port_forward_manager_pointer self, port_forward_spec spec) 
         agent_lost(self, text);
         return;
       }
+      if (st.link_up) { // another answer to a HELLO repeated while the agent was starting
+        st.agent = std::move(text);
+        return;
+      }
       st.link_up = true;
       log::info("Guest agent is running", {{"instance", st.spec.instance_dir}, {"agent", text}});
-      tell_agent(self, "connected", text);
+      tell_agent(self, guest_agent_change::connected, text);
       st.agent = std::move(text);
       ++st.fallback_gen;
       leave_ssh_mode(self);
@@ -527,10 +531,10 @@ port_forward_manager(port_forward_manager_pointer self, port_forward_spec spec) 
       auto restarts = e.info.restarts;
       e.info = std::move(info);
       e.info.restarts = restarts;
-      if (e.info.state == "forwarding")
-        tell_parent(self, {"forwarding", e.info.proto, e.info.guest_addr, e.info.host_addr, ""});
+      if (e.info.state == forward_state::forwarding)
+        tell_parent(self, {forward_event_type::forwarding, e.info.proto, e.info.guest_addr, e.info.host_addr, ""});
       else
-        tell_parent(self, {"failed", e.info.proto, e.info.guest_addr, e.info.host_addr,
+        tell_parent(self, {forward_event_type::failed, e.info.proto, e.info.guest_addr, e.info.host_addr,
                            e.info.error + " (retrying)"});
       push_forwards(self);
     },

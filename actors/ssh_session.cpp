@@ -39,9 +39,11 @@ using namespace ssh_detail;
 constexpr const char* hostkey_pref
   = "ssh-ed25519,ecdsa-sha2-nistp256,ecdsa-sha2-nistp384,ecdsa-sha2-nistp521";
 
-/// Named in the liveness request; servers refuse it (not in AcceptEnv) or accept it, and either
-/// answer proves they are alive.
-constexpr const char keepalive_var[] = "CALIMA_KEEPALIVE";
+/// What the control channel runs: an echo of its standard input. A session channel with no
+/// command is closed by dropbear at once (it only keeps sessions whose process runs), and a
+/// request on a closed channel is never answered; a running `cat` keeps the channel open on every
+/// server and answers each probe byte with the same byte, end to end through the guest.
+constexpr const char echo_command[] = "cat";
 
 void init_libssh2() {
   static std::once_flag once;
@@ -113,12 +115,25 @@ struct ssh_session::impl : std::enable_shared_from_this<impl> {
   /// Forwarded connections (direct-tcpip channels).
   std::list<std::shared_ptr<tunnel_job>> tunnels;
 
-  /// The control channel (liveness requests, and reading the socket while idle); null when the
-  /// server refused it: then only socket errors are detected.
+  /// The control channel (liveness probes, and reading the socket while idle): a session
+  /// channel running `echo_command`. Null while closed; when the server refuses it, only
+  /// socket errors are detected.
+  ///
+  ///     off ──(connect, or a keepalive tick after the channel ended)──▶ opening ──▶ starting
+  ///      ▲                                                                            │ cat runs
+  ///      └──────── EOF (the guest's cat ended): the channel is retired ◀──────── ready
+  enum class ctl { off, opening, starting, ready };
+  ctl cs = ctl::off;
   LIBSSH2_CHANNEL* control = nullptr;
-  /// A liveness request is out and not answered yet.
+  /// The server refused the control channel (or its command): run without probes.
+  bool ctl_refused = false;
+  /// Channels being closed and freed without blocking.
+  std::vector<LIBSSH2_CHANNEL*> retiring;
+  /// A probe is due (set by the keepalive tick), and whether its byte has been written.
   bool probe_out = false;
-  /// Keepalive ticks that found the previous request unanswered.
+  bool probe_written = false;
+  /// Keepalive ticks that found the previous liveness step (a probe, or opening the control
+  /// channel) unfinished.
   int missed = 0;
 
   bool in_kick = false;
@@ -266,32 +281,93 @@ struct ssh_session::impl : std::enable_shared_from_this<impl> {
       ph = phase::control;
     }
     if (ph == phase::control) {
-      control = libssh2_channel_open_session(s);
-      if (control == nullptr) {
-        int rc = libssh2_session_last_errno(s);
-        if (is_retry(rc))
-          return step::blocked;
-        if (is_session_fatal(rc)) {
-          fail_connect({"connection to " + where() + " lost after authentication: "
-                          + last_error(s),
-                        true});
-          return step::fatal;
-        }
-        // Refused (MaxSessions 1?): run without liveness requests; socket errors still count.
+      if (cs == ctl::off && !ctl_refused)
+        cs = ctl::opening;
+      auto r = step_open_control();
+      if (r == step::blocked)
+        return step::blocked;
+      if (r == step::fatal) {
+        fatal.clear();
+        fail_connect({"connection to " + where() + " lost after authentication: " + last_error(s),
+                      true});
+        return step::fatal;
       }
       go_up();
     }
     return step::done;
   }
 
+  /// Opens the control channel and starts its echo; done once it is ready or refused.
+  step step_open_control() {
+    if (cs == ctl::opening) {
+      control = libssh2_channel_open_session(s);
+      if (control == nullptr) {
+        int rc = libssh2_session_last_errno(s);
+        if (is_retry(rc))
+          return step::blocked;
+        if (is_session_fatal(rc)) {
+          fatal = "connection to " + where() + ": " + last_error(s);
+          return step::fatal;
+        }
+        // Refused (MaxSessions 1?): run without probes; socket errors still count.
+        ctl_refused = true;
+        cs = ctl::off;
+        return step::done;
+      }
+      cs = ctl::starting;
+    }
+    if (cs == ctl::starting) {
+      int rc = libssh2_channel_process_startup(control, "exec", 4, echo_command,
+                                               sizeof(echo_command) - 1);
+      if (is_retry(rc))
+        return step::blocked;
+      if (rc < 0) {
+        if (is_session_fatal(rc)) {
+          fatal = "connection to " + where() + ": " + last_error(s);
+          return step::fatal;
+        }
+        retire_control();
+        ctl_refused = true;
+        return step::done;
+      }
+      cs = ctl::ready;
+      probe_out = false;
+      probe_written = false;
+      missed = 0;
+    }
+    return step::done;
+  }
+
+  /// Hands the control channel to `retiring` (closed and freed without blocking).
+  void retire_control() {
+    if (control != nullptr)
+      retiring.push_back(control);
+    control = nullptr;
+    cs = ctl::off;
+    probe_out = false;
+    probe_written = false;
+  }
+
+  /// Closes and frees retired channels; each call advances them without blocking.
+  bool step_retiring() {
+    bool progress = false;
+    for (auto it = retiring.begin(); it != retiring.end();) {
+      int rc = libssh2_channel_free(*it);
+      if (rc == LIBSSH2_ERROR_EAGAIN) {
+        ++it;
+        continue;
+      }
+      it = retiring.erase(it); // freed (or failed: libssh2 frees it with the session)
+      progress = true;
+    }
+    return progress;
+  }
+
   void go_up() {
     ph = phase::up;
     connect_timer.cancel();
-    if (opts.keepalive_interval.count() > 0) {
-      auto secs = std::max<long>(2, static_cast<long>((opts.keepalive_interval.count() + 999) / 1000));
-      libssh2_keepalive_config(s, 0, static_cast<unsigned>(secs));
+    if (opts.keepalive_interval.count() > 0)
       arm_keepalive();
-    }
     auto done = std::move(on_connected);
     on_connected = nullptr;
     if (done)
@@ -320,60 +396,70 @@ struct ssh_session::impl : std::enable_shared_from_this<impl> {
   }
 
   void on_keepalive() {
-    // A keepalive that can't be sent whole would stay half-sent with nobody to finish it
-    // (libssh2 drops its EAGAIN): only send when nothing is blocked outbound.
-    if ((libssh2_session_block_directions(s) & LIBSSH2_SESSION_BLOCK_OUTBOUND) == 0) {
-      int next = 0;
-      int rc = libssh2_keepalive_send(s, &next);
-      if (rc < 0 && rc != LIBSSH2_ERROR_EAGAIN) {
-        lose("keepalive: " + last_error(s));
+    // A liveness step is outstanding: a probe byte not echoed yet, or the control channel still
+    // opening (a server that stopped answering never completes either).
+    bool pending = (cs == ctl::ready && probe_out) || cs == ctl::opening || cs == ctl::starting;
+    if (pending) {
+      if (++missed >= opts.keepalive_count_max) {
+        lose("no answer from " + where() + " for "
+             + seconds_text(opts.keepalive_interval * opts.keepalive_count_max)
+             + " (keepalive)");
         return;
       }
-    }
-    if (control != nullptr) {
-      if (probe_out) {
-        if (++missed >= opts.keepalive_count_max) {
-          lose("no answer from " + where() + " for "
-               + seconds_text(opts.keepalive_interval * opts.keepalive_count_max)
-               + " (keepalive)");
-          return;
-        }
-      } else {
-        probe_out = true;
-      }
+    } else if (cs == ctl::ready) {
+      probe_out = true;
+    } else if (cs == ctl::off && !ctl_refused) {
+      cs = ctl::opening; // the guest's echo ended: open another channel
     }
     arm_keepalive();
     kick();
   }
 
-  /// The liveness request on the control channel.
+  /// The liveness probe: one byte to the control channel's echo.
   step step_probe() {
-    if (!probe_out || control == nullptr)
+    if (cs != ctl::ready || !probe_out || probe_written)
       return step::blocked;
-    int rc = libssh2_channel_setenv_ex(control, keepalive_var, sizeof(keepalive_var) - 1, "1", 1);
-    if (is_retry(rc))
+    auto n = libssh2_channel_write(control, "k", 1);
+    if (n == LIBSSH2_ERROR_EAGAIN)
       return step::blocked;
-    if (rc < 0 && is_session_fatal(rc)) {
-      fatal = "keepalive: " + last_error(s);
-      return step::fatal;
+    if (n < 0) {
+      if (is_session_fatal(static_cast<int>(n))) {
+        fatal = "keepalive: " + last_error(s);
+        return step::fatal;
+      }
+      retire_control(); // the channel is unusable; the next tick opens another
+      return step::progress;
     }
-    // 0 (accepted) or REQUEST_DENIED / CHANNEL_FAILURE: the server answered.
-    probe_out = false;
-    missed = 0;
-    return step::progress;
+    probe_written = n == 1;
+    return n == 1 ? step::progress : step::blocked;
   }
 
-  /// Lets libssh2 read the socket while no command does (replies, window adjusts, EOF).
+  /// Reads the echo (any byte answers the probe) and lets libssh2 read the socket while no
+  /// command does (replies, window adjusts, EOF).
   step step_pump() {
-    if (control == nullptr)
+    if (cs == ctl::opening || cs == ctl::starting) {
+      auto r = step_open_control();
+      return r == step::fatal ? r : cs == ctl::ready ? step::progress : step::blocked;
+    }
+    if (cs != ctl::ready)
       return step::blocked;
     char buf[1024];
     auto n = libssh2_channel_read_ex(control, 0, buf, sizeof(buf));
-    if (n > 0)
+    if (n > 0) {
+      if (probe_written) {
+        probe_out = false;
+        probe_written = false;
+        missed = 0;
+      }
       return step::progress;
+    }
     if (n < 0 && !is_retry(static_cast<int>(n)) && is_session_fatal(static_cast<int>(n))) {
       fatal = "connection to " + where() + ": " + last_error(s);
       return step::fatal;
+    }
+    if (libssh2_channel_eof(control) != 0) {
+      retire_control(); // the echo ended in the guest; the next keepalive tick reopens it
+      return step::progress;
     }
     return step::blocked;
   }
@@ -499,6 +585,7 @@ struct ssh_session::impl : std::enable_shared_from_this<impl> {
       if (q == step::fatal)
         break;
       progress |= q == step::progress;
+      progress |= step_retiring();
     } while ((progress || again) && ph == phase::up);
     in_kick = false;
     if (!fatal.empty() && ph == phase::up) {
@@ -613,6 +700,8 @@ struct ssh_session::impl : std::enable_shared_from_this<impl> {
         rc = libssh2_session_free(s);
       s = nullptr; // if it still said EAGAIN, leaking beats blocking the io thread
       control = nullptr;
+      cs = ctl::off;
+      retiring.clear(); // freed with the session
     }
     for (auto& j : running)
       j->ch = nullptr;

@@ -31,13 +31,14 @@ class io_context;
 ///   SHA-1 (`ssh-rsa`) only, which OpenSSH ≥ 8.8 rejects: an RSA key gets an error that says so.
 /// * Exec channels: at most `max_channels` run at once (sshd's MaxSessions is 10 per
 ///   connection, and the control channel takes one); the rest wait in FIFO order.
-/// * Keepalive: `libssh2_keepalive_config` + `libssh2_keepalive_send` from a timer keep traffic
-///   flowing, but libssh2 1.10 gives no way to see a reply to them (replies would pile up in the
-///   session's packet list). Liveness is therefore proven by a request that does get an answer:
-///   every `keepalive_interval` a channel request (`env`, want-reply) goes out on an otherwise
-///   idle control channel; the server answers success or failure. When `keepalive_count_max`
-///   intervals pass without that answer, or on any socket error or EOF, the session is lost.
-///   The control channel is also what lets libssh2 read the socket while no command runs, so a
+/// * Keepalive: liveness is proven end to end. A control channel runs `cat` in the guest, and
+///   every `keepalive_interval` one byte goes to it; the echoed byte is the answer. (An idle
+///   session channel would not do: dropbear closes a channel that runs nothing at once, and a
+///   request on a closed channel is never answered; libssh2 1.10's own keepalives show no
+///   replies.) When `keepalive_count_max` intervals pass without the echo (or without the
+///   control channel opening), or on any socket error or EOF, the session is lost. A control
+///   channel whose `cat` ends (killed in the guest) is reopened at the next interval. The
+///   control channel is also what lets libssh2 read the socket while no command runs, so a
 ///   closed connection is noticed at once, not at the next command.
 ///
 /// Use on the io thread only (construction and destruction excepted); callbacks run there and

@@ -11,20 +11,23 @@
 ///
 /// Plain C++17 and POSIX only (no CAF, no Boost): this runs inside the tiny test guest.
 
+#include <cstdint>
 #include <string>
 #include <vector>
 
 namespace calima::guest {
 
 /// One listening socket as reported to the host, `{protocol, ip, port}` of Lima's API.
+/// The one type of a guest listener: the guest agent's scanner and wire format, the host's tunnel
+/// engine and the actors (`calima::guest_port`, messages/types.hpp) all use it.
 struct listener {
+  /// `"tcp"` or `"udp"` (tcp6/udp6 sockets report `"tcp"`/`"udp"`; `ip` tells the family).
+  std::string proto;
   /// Textual address: dotted IPv4, or RFC 5952 IPv6 (`::`, `::1`, `fe80::1`). IPv4-mapped IPv6
   /// addresses (`::ffff:a.b.c.d`) are reported as the IPv4 address, as Lima's Go `net.IP` does.
   std::string ip;
   /// Local port, 0..65535.
-  int port = 0;
-  /// `"tcp"` or `"udp"` (tcp6/udp6 sockets report `"tcp"`/`"udp"`; `ip` tells the family).
-  std::string proto;
+  int32_t port = 0;
 };
 
 bool operator==(const listener& a, const listener& b);

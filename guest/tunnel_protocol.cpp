@@ -73,7 +73,7 @@ std::string encode_ports(const port_report& r) {
     out += op;
     out += ' ' + l.proto + ' ' + l.ip + ' ' + std::to_string(l.port) + '\n';
   };
-  for (const auto& l : r.listed)
+  for (const auto& l : r.added)
     line(r.full ? '=' : '+', l);
   if (!r.full)
     for (const auto& l : r.removed)
@@ -107,7 +107,7 @@ port_report decode_ports(const std::string& payload, bool full) {
         l.port < 0 || l.port > 65535)
       continue;
     if (op == '=' || op == '+')
-      r.listed.push_back(std::move(l));
+      r.added.push_back(std::move(l));
     else if (op == '-' && !full)
       r.removed.push_back(std::move(l));
   }

@@ -75,7 +75,7 @@ bool decode_hello(const std::string& payload, uint16_t& version, std::string& pe
 /// change, `! text` for an error of the guest's port listing.
 struct port_report {
   bool full = false;
-  std::vector<guest::listener> listed;  ///< full: the whole list; else: added
+  std::vector<guest::listener> added;   ///< full: the whole list; else: added
   std::vector<guest::listener> removed; ///< change only
   std::vector<std::string> errors;
 };

@@ -253,8 +253,8 @@ void tunnel_engine::impl::send_full_ports() {
     return;
   port_report r;
   r.full = true;
-  r.listed = cbs.scan_ports(r.errors);
-  last_ports = r.listed;
+  r.added = cbs.scan_ports(r.errors);
+  last_ports = r.added;
   send_frame(frame_type::ports, 0, encode_ports(r), flag_full);
   next_scan = now_ms() + opts.scan_interval_ms;
 }
@@ -266,7 +266,7 @@ void tunnel_engine::impl::scan_and_report() {
   if (d.empty() && r.errors.empty())
     return;
   last_ports = std::move(now);
-  r.listed = std::move(d.added);
+  r.added = std::move(d.added);
   r.removed = std::move(d.removed);
   send_frame(frame_type::ports, 0, encode_ports(r));
 }

@@ -55,7 +55,9 @@ using supervised_actor = caf::typed_actor<
 /// Receives the event stream of an instance (the control server forwards it to limactl).
 using event_listener_actor = caf::typed_actor<
   /// One event of instance `name`, in emission order.
-  caf::reacts_to<atom::event, std::string, instance_event>>;
+  caf::reacts_to<atom::event, std::string, instance_event>,
+  /// One log line of instance `name`'s supervisor (as written to `ha.stderr.log`).
+  caf::reacts_to<atom::log, std::string, log_line>>;
 
 /// What an instance supervisor reports to its parent.
 using instance_parent_actor = caf::typed_actor<

@@ -491,24 +491,10 @@ void from_json(const json& j, forward_summary& v) {
   read(j, "restarts", v.restarts);
 }
 
-void to_json(json& j, const component_status& v) {
-  j = json{{"name", v.name},         {"state", v.state},          {"pid", v.pid},
-           {"restarts", v.restarts}, {"last_error", v.last_error}};
-}
-
-void from_json(const json& j, component_status& v) {
-  require_object(j, "component");
-  read(j, "name", v.name, true);
-  read(j, "state", v.state);
-  read(j, "pid", v.pid);
-  read(j, "restarts", v.restarts);
-  read(j, "last_error", v.last_error);
-}
-
 void to_json(json& j, const instance_summary& v) {
   j = json{{"name", v.name},     {"status", v.status}, {"phase", v.phase},
            {"ssh_local_port", v.ssh_local_port},       {"vm_pid", v.vm_pid},
-           {"errors", v.errors}, {"components", v.components}};
+           {"errors", v.errors}};
   if (!v.forwards.empty())
     j["forwards"] = v.forwards;
   if (!v.forwarder.empty())
@@ -523,7 +509,6 @@ void from_json(const json& j, instance_summary& v) {
   read(j, "ssh_local_port", v.ssh_local_port);
   read(j, "vm_pid", v.vm_pid);
   read(j, "errors", v.errors);
-  read_list(j, "components", v.components);
   read_list(j, "forwards", v.forwards);
   read(j, "forwarder", v.forwarder);
 }

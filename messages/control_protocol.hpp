@@ -211,15 +211,6 @@ struct ping_result {
   int64_t uptime_ms = 0;
 };
 
-/// One supervised component of an instance (`inspect`).
-struct component_status {
-  std::string name;        ///< "vm", "ssh", ...
-  std::string state;       ///< "starting", "running", "restarting", "stopped", "failed"
-  int64_t pid = 0;         ///< process id when the component is a process, else 0
-  int64_t restarts = 0;    ///< restarts since the instance started
-  std::string last_error;  ///< why it last failed, "" when never
-};
-
 /// One port forward of a running instance.
 struct forward_summary {
   std::string protocol;   ///< "tcp" | "udp"
@@ -238,7 +229,6 @@ struct instance_summary {
   int64_t ssh_local_port = 0;    ///< 0 when not known yet
   int64_t vm_pid = 0;            ///< QEMU's pid, 0 when none
   std::vector<std::string> errors;
-  std::vector<component_status> components; ///< filled by `inspect` only
   std::vector<forward_summary> forwards;    ///< active port forwards
   std::string forwarder; ///< how forwards are carried ("guest agent (...)") or why they are not
 };
@@ -302,8 +292,6 @@ void to_json(nlohmann::json& j, const ping_result& v);
 void from_json(const nlohmann::json& j, ping_result& v);
 void to_json(nlohmann::json& j, const forward_summary& v);
 void from_json(const nlohmann::json& j, forward_summary& v);
-void to_json(nlohmann::json& j, const component_status& v);
-void from_json(const nlohmann::json& j, component_status& v);
 void to_json(nlohmann::json& j, const instance_summary& v);
 void from_json(const nlohmann::json& j, instance_summary& v);
 void to_json(nlohmann::json& j, const instance_result& v);

@@ -26,6 +26,45 @@ bool operator==(const vsock_event& a, const vsock_event& b) {
          a.reason == b.reason;
 }
 
+const char* to_string(forward_event_type x) {
+  switch (x) {
+    case forward_event_type::forwarding: return "forwarding";
+    case forward_event_type::not_forwarding: return "not-forwarding";
+    case forward_event_type::stopping: return "stopping";
+    case forward_event_type::failed: return "failed";
+  }
+  return "unknown";
+}
+
+bool parse_forward_event_type(std::string_view text, forward_event_type& out) {
+  for (auto x : {forward_event_type::forwarding, forward_event_type::not_forwarding,
+                 forward_event_type::stopping, forward_event_type::failed})
+    if (text == to_string(x)) {
+      out = x;
+      return true;
+    }
+  return false;
+}
+
+const char* to_string(guest_agent_change x) {
+  switch (x) {
+    case guest_agent_change::connected: return "connected";
+    case guest_agent_change::lost: return "lost";
+    case guest_agent_change::ssh_fallback: return "ssh-fallback";
+  }
+  return "unknown";
+}
+
+bool parse_guest_agent_change(std::string_view text, guest_agent_change& out) {
+  for (auto x : {guest_agent_change::connected, guest_agent_change::lost,
+                 guest_agent_change::ssh_fallback})
+    if (text == to_string(x)) {
+      out = x;
+      return true;
+    }
+  return false;
+}
+
 bool operator==(const guest_agent_event& a, const guest_agent_event& b) {
   return a.type == b.type && a.reason == b.reason;
 }
@@ -188,7 +227,7 @@ nlohmann::ordered_json to_json(const instance_event& ev) {
   }
   if (s.port_forward) {
     json p = json::object();
-    p["type"] = s.port_forward->type; // no omitempty in Lima
+    p["type"] = to_string(s.port_forward->type); // no omitempty in Lima
     if (!s.port_forward->protocol.empty())
       p["protocol"] = s.port_forward->protocol;
     if (!s.port_forward->guest_addr.empty())
@@ -224,7 +263,7 @@ nlohmann::ordered_json to_json(const instance_event& ev) {
   }
   if (s.guest_agent) {
     json g = json::object();
-    g["type"] = s.guest_agent->type;
+    g["type"] = to_string(s.guest_agent->type);
     if (!s.guest_agent->reason.empty())
       g["reason"] = s.guest_agent->reason;
     status["guestAgent"] = std::move(g);
@@ -309,10 +348,15 @@ instance_event decode_event(std::string_view line) {
     s.cloud_init = cloud_init_progress{str(*c, "logLine", "cloudInitProgress"),
                                        flag(*c, "completed", "cloudInitProgress"),
                                        flag(*c, "active", "cloudInitProgress")};
-  if (auto p = object(*st, "portForward", "status"))
-    s.port_forward = port_forward_event{str(*p, "type", "portForward"), str(*p, "protocol", "portForward"),
-                                        str(*p, "guestAddr", "portForward"),
-                                        str(*p, "hostAddr", "portForward"), str(*p, "error", "portForward")};
+  if (auto p = object(*st, "portForward", "status")) {
+    port_forward_event f{forward_event_type::forwarding, str(*p, "protocol", "portForward"),
+                         str(*p, "guestAddr", "portForward"), str(*p, "hostAddr", "portForward"),
+                         str(*p, "error", "portForward")};
+    auto type = str(*p, "type", "portForward");
+    if (!parse_forward_event_type(type, f.type))
+      throw std::invalid_argument("event: status.portForward.type \"" + type + "\" is unknown");
+    s.port_forward = std::move(f);
+  }
   if (auto v = object(*st, "vsock", "status"))
     s.vsock = vsock_event{str(*v, "type", "vsock"), str(*v, "hostAddr", "vsock"),
                           integer(*v, "vsockPort", "vsock"), str(*v, "reason", "vsock")};
@@ -320,8 +364,13 @@ instance_event decode_event(std::string_view line) {
   if (auto r = object(*st, "restart", "status"))
     s.restart = restart_event{str(*r, "component", "restart"), str(*r, "reason", "restart"),
                               integer(*r, "attempt", "restart")};
-  if (auto g = object(*st, "guestAgent", "status"))
-    s.guest_agent = guest_agent_event{str(*g, "type", "guestAgent"), str(*g, "reason", "guestAgent")};
+  if (auto g = object(*st, "guestAgent", "status")) {
+    guest_agent_event a{guest_agent_change::connected, str(*g, "reason", "guestAgent")};
+    auto type = str(*g, "type", "guestAgent");
+    if (!parse_guest_agent_change(type, a.type))
+      throw std::invalid_argument("event: status.guestAgent.type \"" + type + "\" is unknown");
+    s.guest_agent = std::move(a);
+  }
   return ev;
 }
 

@@ -3,6 +3,7 @@
 #include <nlohmann/json.hpp>
 
 #include <chrono>
+#include <cstdint>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -28,9 +29,19 @@ struct cloud_init_progress {
   bool active = false;
 };
 
-/// `status.portForward` (`type`: forwarding | not-forwarding | stopping | failed).
+/// `status.portForward.type`. Lima writes the first three; `failed` is calima's (a host address
+/// that cannot be bound, retried).
+enum class forward_event_type : uint8_t { forwarding, not_forwarding, stopping, failed };
+
+/// `forwarding`, `not-forwarding`, `stopping`, `failed`.
+const char* to_string(forward_event_type x);
+
+/// Inverse of to_string(forward_event_type); false for another word.
+bool parse_forward_event_type(std::string_view text, forward_event_type& out);
+
+/// `status.portForward`.
 struct port_forward_event {
-  std::string type;
+  forward_event_type type = forward_event_type::forwarding;
   std::string protocol;
   std::string guest_addr;
   std::string host_addr;
@@ -55,10 +66,23 @@ struct restart_event {
   int attempt = 0;
 };
 
-/// `status.guestAgent` (calima): the guest agent's link changed (`type`: connected | lost |
-/// ssh-fallback); `reason` says why it was lost, or what it answered when it connected.
+/// `status.guestAgent.type` (calima).
+enum class guest_agent_change : uint8_t {
+  connected,    ///< the agent answered (again): forwarding resynchronises from its port list
+  lost,         ///< its link went down or hung: its forwards were withdrawn
+  ssh_fallback, ///< it stayed away: TCP forwarding goes over SSH
+};
+
+/// `connected`, `lost`, `ssh-fallback`.
+const char* to_string(guest_agent_change x);
+
+/// Inverse of to_string(guest_agent_change); false for another word.
+bool parse_guest_agent_change(std::string_view text, guest_agent_change& out);
+
+/// `status.guestAgent` (calima): the guest agent's link changed; `reason` says why it was lost,
+/// or what it answered when it connected.
 struct guest_agent_event {
-  std::string type;
+  guest_agent_change type = guest_agent_change::connected;
   std::string reason;
 };
 

@@ -1,5 +1,8 @@
 #pragma once
 
+#include "guest/port_scanner.hpp"
+#include "guest/tunnel_protocol.hpp"
+
 #include <caf/meta/type_name.hpp>
 
 #include <cstdint>
@@ -70,29 +73,51 @@ inline bool parse_component(std::string_view name, component& out) {
 
 // -- port forwarding --------------------------------------------------------------------------
 
-/// A listening socket in the guest, as the guest agent reports it.
-struct guest_port {
-  std::string proto; ///< "tcp" | "udp"
-  std::string ip;    ///< "0.0.0.0", "::", "127.0.0.1", ...
-  int32_t port = 0;
-};
+} // namespace calima
+
+namespace calima::guest {
 
 template <class Inspector>
-typename Inspector::result_type inspect(Inspector& f, guest_port& x) {
+typename Inspector::result_type inspect(Inspector& f, listener& x) {
   return f(caf::meta::type_name("guest_port"), x.proto, x.ip, x.port);
 }
 
-/// One port report of the guest agent: a full list (after every link handshake) or a change.
-struct guest_port_report {
-  bool full = false;
-  std::vector<guest_port> added; ///< full: the whole list
-  std::vector<guest_port> removed;
-  std::vector<std::string> errors;
-};
+} // namespace calima::guest
+
+namespace calima::tunnel {
 
 template <class Inspector>
-typename Inspector::result_type inspect(Inspector& f, guest_port_report& x) {
+typename Inspector::result_type inspect(Inspector& f, port_report& x) {
   return f(caf::meta::type_name("guest_port_report"), x.full, x.added, x.removed, x.errors);
+}
+
+} // namespace calima::tunnel
+
+namespace calima {
+
+/// A listening socket in the guest, as the guest agent reports it (guest/port_scanner.hpp).
+using guest_port = guest::listener;
+
+/// One port report of the guest agent: a full list (after every link handshake) or a change
+/// (guest/tunnel_protocol.hpp).
+using guest_port_report = tunnel::port_report;
+
+/// Where one forward is (`forwards[].state` of `limactl list --json`).
+enum class forward_state : uint8_t {
+  binding,    ///< its forwarder is binding the host address
+  forwarding, ///< the host address is bound and carried
+  retrying,   ///< the host address cannot be bound yet (`error` says why); retried
+  restarting, ///< its forwarder failed and restarts after a backoff
+};
+
+inline const char* to_string(forward_state x) {
+  switch (x) {
+    case forward_state::binding: return "binding";
+    case forward_state::forwarding: return "forwarding";
+    case forward_state::retrying: return "retrying";
+    case forward_state::restarting: return "restarting";
+  }
+  return "unknown";
 }
 
 /// One forward as `limactl list --json` and `limactl info` show it.
@@ -100,7 +125,7 @@ struct forward_info {
   std::string proto;      ///< "tcp" | "udp"
   std::string guest_addr; ///< "ip:port" as the guest reported it
   std::string host_addr;  ///< "ip:port", or a UNIX socket path
-  std::string state;      ///< "forwarding" | "retrying" (the host address cannot be bound yet)
+  forward_state state = forward_state::binding;
   std::string error;      ///< the last bind error while retrying
   uint32_t restarts = 0;  ///< restarts of its forwarder actor
 };

@@ -202,6 +202,9 @@ listener_double(event_listener_actor::stateful_pointer<listener_double_state>, r
     [=](atom::event, const std::string&, const instance_event& ev) {
       rec->streamed.push_back(ev);
     },
+    [=](atom::log, const std::string&, const log_line& line) {
+      rec->streamed_lines.push_back(line.msg);
+    },
   };
 }
 

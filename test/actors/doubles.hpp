@@ -30,6 +30,7 @@ struct recorder {
   std::vector<std::pair<std::string, caf::error>> escalations;
   /// Events received by listener doubles.
   std::vector<instance_event> streamed;
+  std::vector<std::string> streamed_lines; ///< messages of streamed log lines
 
   size_t count(const std::string& call) const;
   /// The restart sub-events among `events`.

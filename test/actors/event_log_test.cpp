@@ -45,7 +45,7 @@ protected:
 } // namespace
 
 TEST_F(event_log_test, appends_events_to_stdout_log_and_lines_to_stderr_log) {
-  auto log = track(sys.spawn(actors::event_log, dir.string(), true));
+  auto log = track(sys.spawn(actors::event_log, dir.string(), true, 0));
   run();
   instance_event stamped{std::chrono::system_clock::time_point{std::chrono::seconds(1787274001)}, {}};
   stamped.status.ssh_local_port = 60022;
@@ -73,7 +73,7 @@ TEST_F(event_log_test, appends_events_to_stdout_log_and_lines_to_stderr_log) {
 TEST_F(event_log_test, first_start_truncates_a_restart_appends) {
   { std::ofstream(dir / "ha.stdout.log") << "old run\n"; }
   { std::ofstream(dir / "ha.stderr.log") << "old run\n"; }
-  auto restarted = track(sys.spawn(actors::event_log, dir.string(), false));
+  auto restarted = track(sys.spawn(actors::event_log, dir.string(), false, 0));
   run();
   instance_event ev;
   ev.status.exiting = true;
@@ -82,7 +82,7 @@ TEST_F(event_log_test, first_start_truncates_a_restart_appends) {
   EXPECT_EQ(lines("ha.stdout.log").size(), 2u);
   self->send_exit(restarted, caf::exit_reason::user_shutdown);
   run();
-  auto fresh = track(sys.spawn(actors::event_log, dir.string(), true));
+  auto fresh = track(sys.spawn(actors::event_log, dir.string(), true, 0));
   run();
   EXPECT_TRUE(lines("ha.stdout.log").empty());
   EXPECT_TRUE(lines("ha.stderr.log").empty());
@@ -92,7 +92,7 @@ TEST_F(event_log_test, first_start_truncates_a_restart_appends) {
 }
 
 TEST_F(event_log_test, unwritable_directory_fails_with_io_error) {
-  auto log = sys.spawn(actors::event_log, (dir / "missing").string(), true);
+  auto log = sys.spawn(actors::event_log, (dir / "missing").string(), true, 0);
   auto reason = watch(log);
   run();
   ASSERT_TRUE(reason->has_value());
@@ -101,7 +101,7 @@ TEST_F(event_log_test, unwritable_directory_fails_with_io_error) {
 }
 
 TEST_F(event_log_test, answers_health_checks_until_hung) {
-  auto log = track(sys.spawn(actors::event_log, dir.string(), true));
+  auto log = track(sys.spawn(actors::event_log, dir.string(), true, 0));
   run();
   EXPECT_TRUE(ask<atom::pong>(log, atom::ping_v).value);
   self->send(log, atom::fault_v, std::string{"hang"});

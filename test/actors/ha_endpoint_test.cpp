@@ -109,7 +109,7 @@ protected:
 } // namespace
 
 TEST_F(ha_endpoint_test, event_log_writes_ha_pid_and_serves_info_until_it_terminates) {
-  auto log = track(sys.spawn(actors::event_log, dir.string(), true));
+  auto log = track(sys.spawn(actors::event_log, dir.string(), true, 0));
   run();
   EXPECT_EQ(slurp(dir / "ha.pid"), std::to_string(::getpid()) + "\n");
   struct stat st{};
@@ -140,9 +140,9 @@ TEST_F(ha_endpoint_test, event_log_writes_ha_pid_and_serves_info_until_it_termin
   EXPECT_FALSE(fs::exists(fs::symlink_status(sock())));
 }
 
-TEST_F(ha_endpoint_test, restarted_event_log_recovers_the_port_from_its_events) {
+TEST_F(ha_endpoint_test, restarted_event_log_serves_the_port_its_supervisor_passes) {
   {
-    auto first = track(sys.spawn(actors::event_log, dir.string(), true));
+    auto first = track(sys.spawn(actors::event_log, dir.string(), true, 0));
     run();
     instance_event ev;
     ev.status.ssh_local_port = 50022;
@@ -151,7 +151,8 @@ TEST_F(ha_endpoint_test, restarted_event_log_recovers_the_port_from_its_events) 
     self->send_exit(first, caf::exit_reason::user_shutdown);
     run();
   }
-  auto restarted = track(sys.spawn(actors::event_log, dir.string(), false));
+  // The restarted log reads nothing back: the port comes from its start context.
+  auto restarted = track(sys.spawn(actors::event_log, dir.string(), false, 50022));
   run();
   EXPECT_EQ(slurp(dir / "ha.pid"), std::to_string(::getpid()) + "\n");
   EXPECT_EQ(body_of(get_info(sock())), R"({"sshLocalPort":50022})");

@@ -119,6 +119,10 @@ TEST_F(instance_supervisor_test, listeners_receive_the_event_stream) {
   start();
   EXPECT_EQ(world.rec->streamed.size(), 2u);
   EXPECT_TRUE(world.rec->streamed.back().status.running);
+  // ... and the supervisor's log lines (limactl prints them with `[hostagent]`).
+  EXPECT_EQ(world.rec->streamed_lines,
+            (std::vector<std::string>{"Starting the instance", "VM process is running",
+                                      "Instance is running"}));
 }
 
 // -- one-for-one restarts ---------------------------------------------------------------------

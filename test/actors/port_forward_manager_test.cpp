@@ -91,7 +91,7 @@ struct parent_log {
     std::vector<std::string> out;
     for (auto& e : events)
       if (e.guest_addr == guest_addr)
-        out.push_back(e.type);
+        out.push_back(to_string(e.type));
     return out;
   }
 };
@@ -105,7 +105,7 @@ instance_supervisor_actor::behavior_type parent_double(std::shared_ptr<parent_lo
     [](atom::fault, const std::string&, const std::string&) { return atom::ok_v; },
     [](atom::subscribe, event_listener_actor&) {},
     [log](atom::forward, port_forward_event& ev) { log->events.push_back(std::move(ev)); },
-    [log](atom::link, guest_agent_event& ev) { log->agent_events.push_back(ev.type); },
+    [log](atom::link, guest_agent_event& ev) { log->agent_events.push_back(to_string(ev.type)); },
     [log](atom::forwards, std::vector<forward_info>& xs, std::string& how) {
       log->forwards = std::move(xs);
       log->forwarder = std::move(how);
@@ -246,7 +246,7 @@ TEST_F(port_forward_manager_test, the_link_connects_and_the_full_report_creates_
             (std::vector<std::string>{"not-forwarding"}));
   ASSERT_EQ(log->forwards.size(), 2u);
   for (auto& f : log->forwards)
-    EXPECT_EQ(f.state, "forwarding");
+    EXPECT_EQ(f.state, forward_state::forwarding);
 }
 
 TEST_F(port_forward_manager_test, a_removed_guest_port_closes_its_listener_at_once) {
@@ -295,7 +295,7 @@ TEST_F(port_forward_manager_test, a_crashed_forwarder_is_back_at_once_and_the_ot
   EXPECT_EQ(plane->id_of(addr(b)), id_b) << "the other forward is untouched";
   EXPECT_TRUE(is_alive(fb));
   EXPECT_EQ(st().forwards.at("tcp-" + addr(a)).info.restarts, 1u);
-  EXPECT_EQ(st().forwards.at("tcp-" + addr(a)).info.state, "forwarding");
+  EXPECT_EQ(st().forwards.at("tcp-" + addr(a)).info.state, forward_state::forwarding);
 }
 
 TEST_F(port_forward_manager_test, link_loss_withdraws_forwards_and_the_full_report_resynchronises) {
@@ -398,7 +398,7 @@ TEST_F(port_forward_manager_test, an_unbindable_host_port_is_reported_and_retrie
   EXPECT_NE(log->events.back().error.find("address already in use"), std::string::npos)
     << log->events.back().error;
   ASSERT_EQ(log->forwards.size(), 1u);
-  EXPECT_EQ(log->forwards[0].state, "retrying");
+  EXPECT_EQ(log->forwards[0].state, forward_state::retrying);
   advance(1s); // several retries, still taken: no new event per attempt
   EXPECT_EQ(log->types_for(addr(a)).size(), 1u);
   ::close(blocker);

@@ -518,3 +518,15 @@ TEST_F(ssh_master_test, forwards_tcp_over_direct_tcpip_with_half_close) {
   EXPECT_EQ(calima::testnet::read_to_eof(c2), "");
   ::close(c2);
 }
+
+/// An idle session is never taken for lost: ten keepalive intervals pass, every probe is echoed
+/// by the control channel's `cat` (the chaos soak shows the same against dropbear for minutes).
+TEST_F(ssh_master_test, an_idle_session_answers_every_keepalive) {
+  caf::scoped_actor self{sys};
+  auto m = spawn(config()); // keepalive every 500 ms, 3 may go unanswered
+  ASSERT_FALSE(connect(self, m, target(sshd->port())));
+  self->monitor(m);
+  auto reason = wait_down(self, 5s);
+  EXPECT_FALSE(reason) << describe(*reason);
+  EXPECT_EQ(exec(self, m, "echo still-here").out, "still-here\n");
+}

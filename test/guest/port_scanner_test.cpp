@@ -91,19 +91,19 @@ bool is_little_endian() {
 TEST(port_scanner_test, real_tcp_keeps_only_listen_rows) {
   if (!is_little_endian())
     GTEST_SKIP() << "fixtures were printed by a little-endian kernel";
-  std::vector<listener> want{{"0.0.0.0", 2024, "tcp"}, {"127.0.0.1", 51647, "tcp"}};
+  std::vector<listener> want{{"tcp", "0.0.0.0", 2024}, {"tcp", "127.0.0.1", 51647}};
   EXPECT_EQ(parse_proc_net(real_tcp, "tcp"), want);
 }
 
 TEST(port_scanner_test, real_tcp6_ipv4_mapped_is_reported_as_ipv4) {
   if (!is_little_endian())
     GTEST_SKIP() << "fixtures were printed by a little-endian kernel";
-  std::vector<listener> want{{"127.0.0.1", 36851, "tcp"}};
+  std::vector<listener> want{{"tcp", "127.0.0.1", 36851}};
   EXPECT_EQ(parse_proc_net(real_tcp6, "tcp"), want);
 }
 
 TEST(port_scanner_test, real_udp6_unconnected_socket_counts) {
-  std::vector<listener> want{{"::", 40907, "udp"}};
+  std::vector<listener> want{{"udp", "::", 40907}};
   EXPECT_EQ(parse_proc_net(real_udp6, "udp"), want);
 }
 
@@ -122,7 +122,7 @@ TEST(port_scanner_test, ipv6_addresses_are_printed_canonically) {
               + v6_row("B80D0120000000000000000001000000:0050", "0A"); // 2001:db8::1:80
   // Stable order: by port (22, 80, 8080) within tcp.
   std::vector<listener> want{
-    {"fe80::200:ff:300:fe", 22, "tcp"}, {"2001:db8::1", 80, "tcp"}, {"::1", 8080, "tcp"}};
+    {"tcp", "fe80::200:ff:300:fe", 22}, {"tcp", "2001:db8::1", 80}, {"tcp", "::1", 8080}};
   EXPECT_EQ(parse_proc_net(text, "tcp"), want);
 }
 
@@ -131,7 +131,7 @@ TEST(port_scanner_test, ipv6_link_local_bytes_decode_in_group_order) {
     GTEST_SKIP() << "groups are written little-endian";
   // fe80::1 in memory: fe 80 00 00 | 00 00 00 00 | 00 00 00 00 | 00 00 00 01.
   auto text = std::string(v6_header) + v6_row("000080FE000000000000000001000000:0035", "07");
-  EXPECT_EQ(parse_proc_net(text, "udp"), (std::vector<listener>{{"fe80::1", 53, "udp"}}));
+  EXPECT_EQ(parse_proc_net(text, "udp"), (std::vector<listener>{{"udp", "fe80::1", 53}}));
 }
 
 TEST(port_scanner_test, ipv4_mapped_any_and_wildcard) {
@@ -140,7 +140,7 @@ TEST(port_scanner_test, ipv4_mapped_any_and_wildcard) {
   auto text = std::string(v6_header)
               + v6_row("0000000000000000FFFF00000A00020F:0BB8", "0A")  // ::ffff:15.2.0.10
               + v6_row("00000000000000000000000000000000:0BB9", "0A"); // ::
-  std::vector<listener> want{{"15.2.0.10", 3000, "tcp"}, {"::", 3001, "tcp"}};
+  std::vector<listener> want{{"tcp", "15.2.0.10", 3000}, {"tcp", "::", 3001}};
   EXPECT_EQ(parse_proc_net(text, "tcp"), want);
 }
 
@@ -158,7 +158,7 @@ TEST(port_scanner_test, non_listen_tcp_states_are_ignored) {
 TEST(port_scanner_test, udp_keeps_state_07_only) {
   std::string text = std::string(v4_header) + v4_row("00000000:0035", "07")
                      + v4_row("0100007F:0036", "01") + v4_row("0100007F:0037", "0A");
-  EXPECT_EQ(parse_proc_net(text, "udp"), (std::vector<listener>{{"0.0.0.0", 53, "udp"}}));
+  EXPECT_EQ(parse_proc_net(text, "udp"), (std::vector<listener>{{"udp", "0.0.0.0", 53}}));
 }
 
 TEST(port_scanner_test, malformed_rows_are_skipped) {
@@ -166,7 +166,7 @@ TEST(port_scanner_test, malformed_rows_are_skipped) {
                      + v4_row("0100007F0:0050", "0A") + v4_row("0100007F:10000", "0A")
                      + v4_row("0100007F", "0A") + "\n" + v4_row("0100007F:0050", "0A");
   if (is_little_endian())
-    EXPECT_EQ(parse_proc_net(text, "tcp"), (std::vector<listener>{{"127.0.0.1", 80, "tcp"}}));
+    EXPECT_EQ(parse_proc_net(text, "tcp"), (std::vector<listener>{{"tcp", "127.0.0.1", 80}}));
   else
     EXPECT_EQ(parse_proc_net(text, "tcp").size(), 1u);
   EXPECT_TRUE(parse_proc_net("", "tcp").empty());
@@ -180,38 +180,38 @@ TEST(port_scanner_test, duplicates_collapse_and_order_is_stable) {
   ASSERT_EQ(got.size(), 2u);
   EXPECT_EQ(got[0].port, 80);
   EXPECT_EQ(got[1].port, 81);
-  EXPECT_TRUE(listener({"a", 1, "tcp"}) < listener({"a", 1, "udp"}));
-  EXPECT_TRUE(listener({"b", 1, "tcp"}) < listener({"a", 2, "tcp"}));
-  EXPECT_TRUE(listener({"a", 1, "tcp"}) < listener({"b", 1, "tcp"}));
+  EXPECT_TRUE(listener({"tcp", "a", 1}) < listener({"udp", "a", 1}));
+  EXPECT_TRUE(listener({"tcp", "b", 1}) < listener({"tcp", "a", 2}));
+  EXPECT_TRUE(listener({"tcp", "a", 1}) < listener({"tcp", "b", 1}));
 }
 
 // -- diff -------------------------------------------------------------------------------------
 
 TEST(port_scanner_test, diff_reports_added_and_removed_in_order) {
-  std::vector<listener> before{{"0.0.0.0", 22, "tcp"}, {"127.0.0.1", 80, "tcp"},
-                               {"0.0.0.0", 53, "udp"}};
-  std::vector<listener> after{{"0.0.0.0", 53, "udp"}, {"::", 8080, "tcp"},
-                              {"0.0.0.0", 22, "tcp"}, {"127.0.0.1", 53, "udp"}};
+  std::vector<listener> before{{"tcp", "0.0.0.0", 22}, {"tcp", "127.0.0.1", 80},
+                               {"udp", "0.0.0.0", 53}};
+  std::vector<listener> after{{"udp", "0.0.0.0", 53}, {"tcp", "::", 8080},
+                              {"tcp", "0.0.0.0", 22}, {"udp", "127.0.0.1", 53}};
   auto d = diff(before, after);
-  EXPECT_EQ(d.added, (std::vector<listener>{{"::", 8080, "tcp"}, {"127.0.0.1", 53, "udp"}}));
-  EXPECT_EQ(d.removed, (std::vector<listener>{{"127.0.0.1", 80, "tcp"}}));
+  EXPECT_EQ(d.added, (std::vector<listener>{{"tcp", "::", 8080}, {"udp", "127.0.0.1", 53}}));
+  EXPECT_EQ(d.removed, (std::vector<listener>{{"tcp", "127.0.0.1", 80}}));
   EXPECT_FALSE(d.empty());
 }
 
 TEST(port_scanner_test, diff_of_equal_lists_is_empty_regardless_of_order_and_duplicates) {
-  std::vector<listener> a{{"::", 1, "tcp"}, {"0.0.0.0", 2, "udp"}};
-  std::vector<listener> b{{"0.0.0.0", 2, "udp"}, {"::", 1, "tcp"}, {"::", 1, "tcp"}};
+  std::vector<listener> a{{"tcp", "::", 1}, {"udp", "0.0.0.0", 2}};
+  std::vector<listener> b{{"udp", "0.0.0.0", 2}, {"tcp", "::", 1}, {"tcp", "::", 1}};
   EXPECT_TRUE(diff(a, b).empty());
   EXPECT_TRUE(diff({}, {}).empty());
   // Same port, other proto or ip: a different listener.
-  auto d = diff({{"::", 1, "tcp"}}, {{"::", 1, "udp"}, {"0.0.0.0", 1, "tcp"}});
+  auto d = diff({{"tcp", "::", 1}}, {{"udp", "::", 1}, {"tcp", "0.0.0.0", 1}});
   EXPECT_EQ(d.added.size(), 2u);
-  EXPECT_EQ(d.removed, (std::vector<listener>{{"::", 1, "tcp"}}));
+  EXPECT_EQ(d.removed, (std::vector<listener>{{"tcp", "::", 1}}));
 }
 
 TEST(port_scanner_test, diff_from_empty_is_the_full_list) {
   // What a (re)connecting host receives first.
-  std::vector<listener> now{{"0.0.0.0", 22, "tcp"}, {"::", 22, "tcp"}};
+  std::vector<listener> now{{"tcp", "0.0.0.0", 22}, {"tcp", "::", 22}};
   auto d = diff({}, now);
   EXPECT_EQ(d.added, now);
   EXPECT_TRUE(d.removed.empty());
@@ -289,9 +289,9 @@ TEST(port_scanner_test, scan_sees_real_listeners_open_and_close) {
   ASSERT_GT(tcp4.port, 0);
   ASSERT_GT(udp4.port, 0);
   auto tcp6 = open_socket(AF_INET6, SOCK_STREAM, "::"); // port 0 if IPv6 is off here
-  std::vector<listener> mine{{"127.0.0.1", tcp4.port, "tcp"}, {"0.0.0.0", udp4.port, "udp"}};
+  std::vector<listener> mine{{"tcp", "127.0.0.1", tcp4.port}, {"udp", "0.0.0.0", udp4.port}};
   if (tcp6.port > 0)
-    mine.push_back({"::", tcp6.port, "tcp"});
+    mine.push_back({"tcp", "::", tcp6.port});
 
   std::vector<std::string> errors;
   auto before = scan("/proc", &errors);
@@ -337,9 +337,9 @@ TEST(port_scanner_test, scan_ignores_connected_udp_and_established_tcp) {
     return static_cast<int>(ntohs(sin.sin_port));
   };
   auto now = scan();
-  EXPECT_TRUE(contains(now, {"127.0.0.1", server.port, "tcp"}));
-  EXPECT_FALSE(contains(now, {"127.0.0.1", local_port(client.fd), "tcp"}));
-  EXPECT_FALSE(contains(now, {"127.0.0.1", local_port(udp_client.fd), "udp"}));
+  EXPECT_TRUE(contains(now, {"tcp", "127.0.0.1", server.port}));
+  EXPECT_FALSE(contains(now, {"tcp", "127.0.0.1", local_port(client.fd)}));
+  EXPECT_FALSE(contains(now, {"udp", "127.0.0.1", local_port(udp_client.fd)}));
 }
 
 TEST(port_scanner_test, scan_of_missing_proc_root_reports_errors) {
@@ -359,9 +359,9 @@ TEST(port_scanner_test, sock_diag_and_proc_files_agree) {
   // "/proc/" (not "/proc") forces the /proc/net files
   auto files = scan("/proc/");
   // (other processes may open or close sockets in between: compare ours, not the whole lists)
-  std::vector<listener> mine{{"127.0.0.1", tcp4.port, "tcp"}, {"0.0.0.0", udp4.port, "udp"}};
+  std::vector<listener> mine{{"tcp", "127.0.0.1", tcp4.port}, {"udp", "0.0.0.0", udp4.port}};
   if (tcp6.port > 0)
-    mine.push_back({"::", tcp6.port, "tcp"});
+    mine.push_back({"tcp", "::", tcp6.port});
   for (const auto& l : mine) {
     EXPECT_TRUE(contains(diag, l)) << l.proto << " " << l.ip << ":" << l.port;
     EXPECT_TRUE(contains(files, l)) << l.proto << " " << l.ip << ":" << l.port;

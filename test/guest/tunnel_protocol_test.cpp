@@ -26,25 +26,25 @@ TEST(tunnel_protocol, header_round_trip_is_big_endian) {
 
 TEST(tunnel_protocol, ports_round_trip) {
   port_report r;
-  r.listed = {{"127.0.0.1", 8080, "tcp"}, {"::", 53, "udp"}};
-  r.removed = {{"0.0.0.0", 22, "tcp"}};
+  r.added = {{"tcp", "127.0.0.1", 8080}, {"udp", "::", 53}};
+  r.removed = {{"tcp", "0.0.0.0", 22}};
   r.errors = {"cannot read /proc/net/tcp6:\nno such file"};
   auto back = decode_ports(encode_ports(r), false);
-  ASSERT_EQ(back.listed.size(), 2u);
-  EXPECT_EQ(back.listed[1].ip, "::");
-  EXPECT_EQ(back.listed[1].proto, "udp");
+  ASSERT_EQ(back.added.size(), 2u);
+  EXPECT_EQ(back.added[1].ip, "::");
+  EXPECT_EQ(back.added[1].proto, "udp");
   ASSERT_EQ(back.removed.size(), 1u);
   EXPECT_EQ(back.removed[0].port, 22);
   ASSERT_EQ(back.errors.size(), 1u);
   EXPECT_EQ(back.errors[0], "cannot read /proc/net/tcp6: no such file");
   r.full = true;
   auto full = decode_ports(encode_ports(r), true);
-  EXPECT_EQ(full.listed.size(), 2u);
+  EXPECT_EQ(full.added.size(), 2u);
   EXPECT_TRUE(full.removed.empty());
   // malformed lines are skipped
   auto bad = decode_ports("+ sctp 1.2.3.4 5\n+ tcp 1.2.3.4 99999\n+ tcp 1.2.3.4 80\nxx\n", false);
-  ASSERT_EQ(bad.listed.size(), 1u);
-  EXPECT_EQ(bad.listed[0].port, 80);
+  ASSERT_EQ(bad.added.size(), 1u);
+  EXPECT_EQ(bad.added[0].port, 80);
 }
 
 TEST(tunnel_protocol, open_and_addresses) {

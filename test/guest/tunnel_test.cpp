@@ -92,27 +92,27 @@ struct pair_fixture {
 };
 
 TEST(tunnel_engine, handshake_then_full_port_list) {
-  pair_fixture f({{"127.0.0.1", 8080, "tcp"}});
+  pair_fixture f({{"tcp", "127.0.0.1", 8080}});
   ASSERT_TRUE(f.wait_up());
   ASSERT_TRUE(f.wait_for([&] { return !f.reports.empty(); }));
   std::lock_guard<std::mutex> g(f.mtx);
   EXPECT_TRUE(f.reports[0].full);
-  ASSERT_EQ(f.reports[0].listed.size(), 1u);
-  EXPECT_EQ(f.reports[0].listed[0].port, 8080);
+  ASSERT_EQ(f.reports[0].added.size(), 1u);
+  EXPECT_EQ(f.reports[0].added[0].port, 8080);
 }
 
 TEST(tunnel_engine, reports_added_and_removed_ports) {
   pair_fixture f;
   ASSERT_TRUE(f.wait_up());
   ASSERT_TRUE(f.wait_for([&] { return !f.reports.empty(); }));
-  f.set_ports({{"0.0.0.0", 9000, "udp"}});
+  f.set_ports({{"udp", "0.0.0.0", 9000}});
   ASSERT_TRUE(f.wait_for([&] { return f.reports.size() >= 2; }));
   f.set_ports({});
   ASSERT_TRUE(f.wait_for([&] { return f.reports.size() >= 3; }));
   std::lock_guard<std::mutex> g(f.mtx);
   EXPECT_FALSE(f.reports[1].full);
-  ASSERT_EQ(f.reports[1].listed.size(), 1u);
-  EXPECT_EQ(f.reports[1].listed[0].proto, "udp");
+  ASSERT_EQ(f.reports[1].added.size(), 1u);
+  EXPECT_EQ(f.reports[1].added[0].proto, "udp");
   ASSERT_EQ(f.reports[2].removed.size(), 1u);
   EXPECT_EQ(f.reports[2].removed[0].port, 9000);
 }
@@ -181,7 +181,7 @@ TEST(tunnel_engine, udp_echo_per_client) {
 
 TEST(tunnel_engine, link_loss_resets_streams_and_reconnect_resends_ports) {
   echo_server echo;
-  pair_fixture f({{"127.0.0.1", 8080, "tcp"}});
+  pair_fixture f({{"tcp", "127.0.0.1", 8080}});
   ASSERT_TRUE(f.wait_up());
   ASSERT_TRUE(f.wait_for([&] { return !f.reports.empty(); }));
   int lfd = listen_tcp("127.0.0.1", 0);
@@ -200,7 +200,7 @@ TEST(tunnel_engine, link_loss_resets_streams_and_reconnect_resends_ports) {
   {
     std::lock_guard<std::mutex> g(f.mtx);
     EXPECT_TRUE(f.reports.back().full);
-    EXPECT_EQ(f.reports.back().listed.size(), 1u);
+    EXPECT_EQ(f.reports.back().added.size(), 1u);
   }
   // the listener survived the link: new connections work again
   EXPECT_EQ(echo_through(port, "again"), "again");
@@ -228,7 +228,7 @@ TEST(tunnel_engine, guest_resynchronises_after_garbage) {
   // bytes before the magic (a stale virtio-serial buffer) are skipped
   engine_callbacks gc;
   gc.scan_ports = [](std::vector<std::string>&) {
-    return std::vector<guest::listener>{{"::", 53, "udp"}};
+    return std::vector<guest::listener>{{"udp", "::", 53}};
   };
   engine_options go;
   go.r = role::guest;
@@ -251,8 +251,8 @@ TEST(tunnel_engine, guest_resynchronises_after_garbage) {
   EXPECT_EQ(ph.type, frame_type::ports);
   EXPECT_EQ(ph.flags & flag_full, flag_full);
   auto r = decode_ports(read_exactly(sv[0], ph.length), true);
-  ASSERT_EQ(r.listed.size(), 1u);
-  EXPECT_EQ(r.listed[0].ip, "::");
+  ASSERT_EQ(r.added.size(), 1u);
+  EXPECT_EQ(r.added[0].ip, "::");
   ::close(sv[0]);
 }
 
@@ -274,7 +274,7 @@ TEST(tunnel_engine, host_accepts_repeated_hello_answers) {
   host.attach_link(sv[0]);
   port_report full;
   full.full = true;
-  full.listed = {{"127.0.0.1", 80, "tcp"}};
+  full.added = {{"tcp", "127.0.0.1", 80}};
   std::string answer = std::string(sync_magic, sizeof sync_magic) +
                        make_frame(frame_type::hello, 0, encode_hello("agent")) +
                        make_frame(frame_type::ports, 0, encode_ports(full), flag_full);

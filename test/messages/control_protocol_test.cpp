@@ -308,14 +308,14 @@ TEST(control_protocol, typed_payloads_round_trip) {
   s.ssh_local_port = 60022;
   s.vm_pid = 1234;
   s.errors = {"e1"};
-  s.components = {{"vm", "running", 1234, 0, ""}, {"ssh", "restarting", 0, 2, "connection lost"}};
+  s.forwards = {{"tcp", "[::]:8080", "127.0.0.1:8080", "forwarding", "", 1}};
   list_result l{{s}};
   json j = l;
   EXPECT_EQ(j["instances"][0]["ssh_local_port"], 60022);
-  EXPECT_EQ(j["instances"][0]["components"][1]["last_error"], "connection lost");
+  EXPECT_EQ(j["instances"][0]["forwards"][0]["hostAddr"], "127.0.0.1:8080");
   auto back = j.get<list_result>();
   ASSERT_EQ(back.instances.size(), 1u);
-  EXPECT_EQ(back.instances[0].components[1].restarts, 2);
+  EXPECT_EQ(back.instances[0].forwards[0].restarts, 1);
   EXPECT_EQ(back.instances[0].errors, std::vector<std::string>{"e1"});
 
   json ir = instance_result{s};

@@ -71,7 +71,7 @@ TEST(events, sub_events_keep_lima_key_order_and_omitempty) {
   utc_zone utc;
   instance_event ev{at(t_secs), {}};
   ev.status.ssh_local_port = 50022;
-  ev.status.port_forward = port_forward_event{"not-forwarding", "tcp", "192.168.5.15:9000", "", ""};
+  ev.status.port_forward = port_forward_event{forward_event_type::not_forwarding, "tcp", "192.168.5.15:9000", "", ""};
   EXPECT_EQ(to_json(ev).dump(),
             "{\"time\":\"2026-08-21T01:00:01Z\",\"status\":{\"sshLocalPort\":50022,"
             "\"portForward\":{\"type\":\"not-forwarding\",\"protocol\":\"tcp\","
@@ -86,7 +86,7 @@ TEST(events, sub_events_keep_lima_key_order_and_omitempty) {
   // The type of a port-forward event is never omitted (no omitempty in Lima).
   instance_event p{at(t_secs), {}};
   p.status.port_forward = port_forward_event{};
-  EXPECT_EQ(to_json(p)["status"].dump(), "{\"portForward\":{\"type\":\"\"}}");
+  EXPECT_EQ(to_json(p)["status"].dump(), "{\"portForward\":{\"type\":\"forwarding\"}}");
 }
 
 TEST(events, calima_restart_and_broken_follow_lima_fields) {
