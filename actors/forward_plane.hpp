@@ -4,6 +4,7 @@
 /// tunnel engine (guest/tunnel_engine.hpp), behind an interface so that actor tests can use a
 /// double and run on CAF's deterministic scheduler. No CAF here.
 
+#include "messages/owned_fd.hpp"
 #include "messages/types.hpp"
 
 #include <sys/socket.h>
@@ -44,9 +45,7 @@ using forward_plane_factory
 /// Closes a client socket that cannot be carried, with RST (SO_LINGER 0) so the client sees the
 /// failure at once instead of a clean EOF.
 inline void close_with_reset(int fd) {
-  linger lg{1, 0};
-  ::setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
-  ::close(fd);
+  owned_fd::close_with_reset(fd);
 }
 
 /// The real plane: a tunnel engine (role host) running on a thread of its own.

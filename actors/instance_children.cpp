@@ -112,11 +112,10 @@ instance_factory make_instance_factory(caf::actor_system& sys, io_thread& io, st
       auto weak = caf::actor_cast<caf::actor_addr>(caf::actor_cast<caf::strong_actor_ptr>(sup));
       ps.make_ssh_plane = [&io, weak] {
         return make_ssh_plane(io.ctx(), [weak](int fd, std::string host, int port) {
+          owned_fd owned{fd}; // closed with a reset if nobody takes it
           if (auto strong = caf::actor_cast<caf::strong_actor_ptr>(weak))
             caf::anon_send(caf::actor_cast<instance_supervisor_actor>(strong), atom::forward_v,
-                           static_cast<int32_t>(fd), std::move(host), static_cast<int32_t>(port));
-          else
-            close_with_reset(fd);
+                           std::move(owned), std::move(host), static_cast<int32_t>(port));
         });
       };
       ps.instance_dir = c.dir;

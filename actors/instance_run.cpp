@@ -6,6 +6,7 @@
 #include "config/lima_yaml_load.hpp"
 #include "config/log.hpp"
 #include "config/store.hpp"
+#include "drivers/driver.hpp"
 #include "drivers/instance_prepare.hpp"
 
 #include <fmt/format.h>
@@ -81,21 +82,29 @@ instance_run read_run_record(const std::string& dir) {
 std::optional<int> live_vm_pid(const std::string& lima_home, const std::string& name,
                                std::string* why) {
   auto dir = lima_home + "/" + name;
-  auto file = read_pid_file(dir + "/qemu.pid");
-  if (!file)
-    return std::nullopt;
-  auto proc = read_process_facts(file->pid);
-  if (!proc)
-    return std::nullopt;
-  adoption_rules rules;
-  rules.pid_file = dir + "/qemu.pid";
-  rules.vm_name = vm_name(name);
-  if (auto refusal = adoption_refusal(*file, *proc, rules); !refusal.empty()) {
-    if (why)
-      *why = refusal;
-    return std::nullopt;
+  // Whichever driver runs VMs that outlive the supervisor names their pid file.
+  for (auto& type : drivers::driver_names()) {
+    auto driver = drivers::make_driver(type);
+    if (!driver || !driver->capabilities().separate_process)
+      continue;
+    auto pid_file = driver->pid_file(dir);
+    auto file = read_pid_file(pid_file);
+    if (!file)
+      continue;
+    auto proc = read_process_facts(file->pid);
+    if (!proc)
+      continue;
+    adoption_rules rules;
+    rules.pid_file = pid_file;
+    rules.vm_name = vm_name(name);
+    if (auto refusal = adoption_refusal(*file, *proc, rules); !refusal.empty()) {
+      if (why)
+        *why = refusal;
+      continue;
+    }
+    return proc->pid;
   }
-  return proc->pid;
+  return std::nullopt;
 }
 
 std::vector<std::string> instances_with_live_vm(const std::string& lima_home) {
@@ -127,7 +136,7 @@ instance_run prepare_run(const std::string& lima_home, const std::string& name, 
   instance_run run;
   run.name = p.name;
   run.dir = p.dir;
-  run.vm_type = p.config.vm_type.value_or("qemu");
+  run.vm_type = p.config.vm_type.value_or(""); // resolved by fill_defaults
   run.iid = p.iid;
   run.config = std::move(p.config);
   run.command = std::move(p.command);

@@ -829,12 +829,10 @@ instance_supervisor(instance_supervisor_pointer self, instance_spec spec, child_
       self->state.forwards = std::move(xs);
       self->state.forwarder = std::move(how);
     },
-    [=](atom::forward, int32_t fd, std::string& host, int32_t port) {
-      if (self->state.ssh) {
-        self->send(self->state.ssh, atom::forward_v, fd, std::move(host), port);
-        return;
-      }
-      close_with_reset(fd); // no SSH master now: refuse the connection
+    [=](atom::forward, owned_fd& fd, std::string& host, int32_t port) {
+      // Without an SSH master now, `fd` is dropped here: the connection is refused (reset).
+      if (self->state.ssh)
+        self->send(self->state.ssh, atom::forward_v, std::move(fd), std::move(host), port);
     },
     [=](atom::exec, std::string& cmd) -> caf::result<exec_result> {
       if (!self->state.ssh)

@@ -414,15 +414,13 @@ ssh_master_impl_actor::behavior_type ssh_master(ssh_master_pointer self,
       run_command(self, id, std::move(command), {});
       return rp;
     },
-    [=](atom::forward, int32_t fd, std::string& host, int32_t port) {
+    [=](atom::forward, owned_fd& fd, std::string& host, int32_t port) {
       auto& st = self->state;
       auto sess = st.session;
-      if (st.hung || !connected(st) || !sess) {
-        close_with_reset(fd);
-        return;
-      }
-      on_io(self, [sess, fd, host = std::move(host), port]() mutable {
-        sess->tunnel(fd, std::move(host), port);
+      if (st.hung || !connected(st) || !sess)
+        return; // `fd` is dropped: the client gets a reset
+      on_io(self, [sess, fd = std::move(fd), host = std::move(host), port]() mutable {
+        sess->tunnel(fd.release(), std::move(host), port);
       });
     },
     [=](atom::ready) -> caf::result<ssh_ready> {

@@ -120,9 +120,14 @@ struct ssh_session::impl : std::enable_shared_from_this<impl> {
   /// socket errors are detected.
   ///
   ///     off ──(connect, or a keepalive tick after the channel ended)──▶ opening ──▶ starting
-  ///      ▲                                                                            │ cat runs
-  ///      └──────── EOF (the guest's cat ended): the channel is retired ◀──────── ready
-  enum class ctl { off, opening, starting, ready };
+  ///      ▲                                                                            │ exec
+  ///      │                                                                            ▼
+  ///      └── EOF (the guest's cat ended, or never ran): retired ◀── ready ◀─echo── warming
+  ///
+  /// `warming` lasts as long as the user's shell takes to start `cat` (login rc files can take
+  /// seconds): the session only counts as connected once the first probe came back, so that
+  /// afterwards every probe must be answered within the keepalive bound.
+  enum class ctl { off, opening, starting, warming, ready };
   ctl cs = ctl::off;
   LIBSSH2_CHANNEL* control = nullptr;
   /// The server refused the control channel (or its command): run without probes.
@@ -284,6 +289,11 @@ struct ssh_session::impl : std::enable_shared_from_this<impl> {
       if (cs == ctl::off && !ctl_refused)
         cs = ctl::opening;
       auto r = step_open_control();
+      if (r != step::fatal && cs == ctl::warming) {
+        r = step_warm();
+        if (r != step::fatal && cs == ctl::warming)
+          r = step::blocked;
+      }
       if (r == step::blocked)
         return step::blocked;
       if (r == step::fatal) {
@@ -330,12 +340,56 @@ struct ssh_session::impl : std::enable_shared_from_this<impl> {
         ctl_refused = true;
         return step::done;
       }
+      cs = ctl::warming;
+      probe_out = true; // the first probe: its echo proves the channel
+      probe_written = false;
+      if (ph != phase::up)
+        arm_warm();
+    }
+    return step::done;
+  }
+
+  /// While connecting and warming: another probe byte every 200 ms (the shell's rc files may
+  /// read, and swallow, what reaches the command's stdin before `cat` runs).
+  void arm_warm() {
+    keepalive_timer.expires_after(std::chrono::milliseconds(200));
+    keepalive_timer.async_wait([self = shared_from_this()](error_code ec) {
+      if (ec || self->ph != phase::control || self->cs != ctl::warming)
+        return;
+      self->probe_out = true;
+      self->probe_written = false;
+      self->arm_warm();
+      self->kick();
+    });
+  }
+
+  /// While warming: writes the first probe and waits for its echo (then ready). A channel that
+  /// ends first ran no `cat` (none in the guest?): it is retired and, while connecting, the
+  /// session goes on without probes.
+  step step_warm() {
+    auto w = step_probe();
+    if (w == step::fatal)
+      return w;
+    char buf[64];
+    auto n = libssh2_channel_read_ex(control, 0, buf, sizeof(buf));
+    if (n > 0) {
       cs = ctl::ready;
       probe_out = false;
       probe_written = false;
       missed = 0;
+      return step::progress;
     }
-    return step::done;
+    if (n < 0 && !is_retry(static_cast<int>(n)) && is_session_fatal(static_cast<int>(n))) {
+      fatal = "connection to " + where() + ": " + last_error(s);
+      return step::fatal;
+    }
+    if (libssh2_channel_eof(control) != 0) {
+      retire_control();
+      if (ph != phase::up)
+        ctl_refused = true;
+      return step::progress;
+    }
+    return w;
   }
 
   /// Hands the control channel to `retiring` (closed and freed without blocking).
@@ -366,6 +420,7 @@ struct ssh_session::impl : std::enable_shared_from_this<impl> {
   void go_up() {
     ph = phase::up;
     connect_timer.cancel();
+    keepalive_timer.cancel(); // the warm-up resends
     if (opts.keepalive_interval.count() > 0)
       arm_keepalive();
     auto done = std::move(on_connected);
@@ -398,7 +453,8 @@ struct ssh_session::impl : std::enable_shared_from_this<impl> {
   void on_keepalive() {
     // A liveness step is outstanding: a probe byte not echoed yet, or the control channel still
     // opening (a server that stopped answering never completes either).
-    bool pending = (cs == ctl::ready && probe_out) || cs == ctl::opening || cs == ctl::starting;
+    bool pending = (cs == ctl::ready && probe_out) || cs == ctl::opening ||
+                   cs == ctl::starting || cs == ctl::warming;
     if (pending) {
       if (++missed >= opts.keepalive_count_max) {
         lose("no answer from " + where() + " for "
@@ -406,6 +462,7 @@ struct ssh_session::impl : std::enable_shared_from_this<impl> {
              + " (keepalive)");
         return;
       }
+      probe_written = false; // send another byte; any echo answers
     } else if (cs == ctl::ready) {
       probe_out = true;
     } else if (cs == ctl::off && !ctl_refused) {
@@ -417,7 +474,7 @@ struct ssh_session::impl : std::enable_shared_from_this<impl> {
 
   /// The liveness probe: one byte to the control channel's echo.
   step step_probe() {
-    if (cs != ctl::ready || !probe_out || probe_written)
+    if ((cs != ctl::ready && cs != ctl::warming) || !probe_out || probe_written)
       return step::blocked;
     auto n = libssh2_channel_write(control, "k", 1);
     if (n == LIBSSH2_ERROR_EAGAIN)
@@ -439,8 +496,10 @@ struct ssh_session::impl : std::enable_shared_from_this<impl> {
   step step_pump() {
     if (cs == ctl::opening || cs == ctl::starting) {
       auto r = step_open_control();
-      return r == step::fatal ? r : cs == ctl::ready ? step::progress : step::blocked;
+      return r == step::fatal ? r : cs == ctl::warming ? step::progress : step::blocked;
     }
+    if (cs == ctl::warming)
+      return step_warm();
     if (cs != ctl::ready)
       return step::blocked;
     char buf[1024];

@@ -3,6 +3,7 @@
 #include "messages/atoms.hpp"
 #include "messages/errors.hpp"
 #include "messages/events_caf.hpp"
+#include "messages/owned_fd.hpp"
 #include "messages/types.hpp"
 
 #include <caf/actor_system_config.hpp>
@@ -23,6 +24,7 @@ using instance_run_ptr = std::shared_ptr<const instance_run>;
 } // namespace calima
 
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(calima::instance_run_ptr)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(calima::owned_fd)
 
 /// Every typed actor interface of calima, each a documented alias (VAST style). Implementations
 /// live in actors/, test doubles in test/actors/; both implement exactly these signatures, so the
@@ -102,9 +104,9 @@ using ssh_master_actor = caf::typed_actor<
   /// Replies once the readiness requirements of runtime §4.7 have run; failed non-fatal
   /// requirements are listed in the reply (instance degraded).
   caf::replies_to<atom::ready>::with<ssh_ready>,
-  /// Port forwarding's SSH fallback: carries the connected client socket `int32_t` (taken over)
-  /// over a direct-tcpip channel to guest `host:port`; reset at once when not connected.
-  caf::reacts_to<atom::forward, int32_t, std::string, int32_t>>::extend_with<supervised_actor>;
+  /// Port forwarding's SSH fallback: carries the connected client socket (taken over) over a
+  /// direct-tcpip channel to guest `host:port`; reset at once when not connected.
+  caf::reacts_to<atom::forward, owned_fd, std::string, int32_t>>::extend_with<supervised_actor>;
 
 // -- port forwarding --------------------------------------------------------------------------
 
@@ -186,7 +188,7 @@ using instance_supervisor_actor = caf::typed_actor<
   caf::reacts_to<atom::forwards, std::vector<forward_info>, std::string>,
   /// From the port-forward manager's SSH fallback: a connection to carry over the current SSH
   /// master (see ssh_master_actor), and commands to run on the guest (port discovery).
-  caf::reacts_to<atom::forward, int32_t, std::string, int32_t>,
+  caf::reacts_to<atom::forward, owned_fd, std::string, int32_t>,
   caf::replies_to<atom::exec, std::string>::with<exec_result>,
   // -- internal --
   /// The run preparation of generation `uint64_t` finished: the run, or (null run) the error.

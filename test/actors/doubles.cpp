@@ -131,9 +131,9 @@ ssh_double(ssh_master_actor::stateful_pointer<ssh_double_state> self, recorder_p
         return self->make_response_promise<exec_result>();
       return exec_result{0, "ok\n", ""};
     },
-    [=](atom::forward, int32_t fd, const std::string& host, int32_t port) {
+    [=](atom::forward, owned_fd& fd, const std::string& host, int32_t port) {
       self->state.rec->calls.push_back("ssh:forward:" + host + ":" + std::to_string(port));
-      ::close(fd);
+      fd.reset();
     },
     [=](atom::ready) -> caf::result<ssh_ready> {
       auto& st = self->state;

@@ -7,6 +7,10 @@
 #include <caf/all.hpp>
 #include <gtest/gtest.h>
 
+#include <fcntl.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
 using namespace calima;
 using namespace calima::test;
 using namespace std::chrono_literals;
@@ -511,4 +515,18 @@ TEST_F(instance_supervisor_test, a_forced_stop_kills_the_vm_instead_of_powering_
   ASSERT_TRUE(ask<instance_info>(sup, atom::stop_v).value);
   run();
   EXPECT_EQ(world.rec->count("vm:stop"), 1u);
+}
+
+/// A connection handed to a supervisor without an SSH master is not leaked: the dropped
+/// owned_fd closes it, and the client sees the end at once.
+TEST_F(instance_supervisor_test, a_connection_nobody_can_carry_is_closed_not_leaked) {
+  spawn_supervisor(); // stopped: no SSH master
+  int sv[2];
+  ASSERT_EQ(::socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+  self->send(sup, atom::forward_v, owned_fd{sv[0]}, std::string("127.0.0.1"), int32_t{8080});
+  run();
+  EXPECT_EQ(::fcntl(sv[0], F_GETFD), -1) << "the descriptor is still open";
+  char c;
+  EXPECT_LE(::read(sv[1], &c, 1), 0);
+  ::close(sv[1]);
 }

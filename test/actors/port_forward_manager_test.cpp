@@ -110,9 +110,9 @@ instance_supervisor_actor::behavior_type parent_double(std::shared_ptr<parent_lo
       log->forwards = std::move(xs);
       log->forwarder = std::move(how);
     },
-    [log](atom::forward, int32_t fd, const std::string& host, int32_t port) {
+    [log](atom::forward, owned_fd& fd, const std::string& host, int32_t port) {
       log->carried.push_back(host + ":" + std::to_string(port));
-      ::close(fd);
+      fd.reset();
     },
     [log](atom::exec, const std::string&) {
       ++log->execs;

@@ -472,7 +472,7 @@ TEST_F(ssh_master_test, forwards_tcp_over_direct_tcpip_with_half_close) {
   calima::testnet::echo_server echo;
   // Large data both ways, then a half-close: the echo must come back whole, then EOF.
   auto [client, carried] = tcp_pair();
-  self->send(m, atom::forward_v, static_cast<int32_t>(carried), std::string("127.0.0.1"),
+  self->send(m, atom::forward_v, owned_fd{carried}, std::string("127.0.0.1"),
              static_cast<int32_t>(echo.port()));
   auto payload = calima::testnet::pattern(3 * 1024 * 1024 + 5);
   std::thread writer([&, c = client] {
@@ -490,7 +490,7 @@ TEST_F(ssh_master_test, forwards_tcp_over_direct_tcpip_with_half_close) {
   std::atomic<int> ok{0};
   for (int i = 0; i < 4; ++i) {
     auto [c, a] = tcp_pair();
-    self->send(m, atom::forward_v, static_cast<int32_t>(a), std::string("127.0.0.1"),
+    self->send(m, atom::forward_v, owned_fd{a}, std::string("127.0.0.1"),
                static_cast<int32_t>(echo.port()));
     ts.emplace_back([&, c = c, i] {
       auto p = calima::testnet::pattern(100000, static_cast<char>(i));
@@ -513,7 +513,7 @@ TEST_F(ssh_master_test, forwards_tcp_over_direct_tcpip_with_half_close) {
   int dead_port = calima::testnet::local_port(dead);
   ::close(dead);
   auto [c2, a2] = tcp_pair();
-  self->send(m, atom::forward_v, static_cast<int32_t>(a2), std::string("127.0.0.1"),
+  self->send(m, atom::forward_v, owned_fd{a2}, std::string("127.0.0.1"),
              static_cast<int32_t>(dead_port));
   EXPECT_EQ(calima::testnet::read_to_eof(c2), "");
   ::close(c2);

@@ -10,6 +10,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <pwd.h>
 #include <unistd.h>
 
 #include <fstream>
@@ -116,7 +117,14 @@ sshd_server::~sshd_server() {
 
 bool sshd_server::start(uint16_t port, std::chrono::milliseconds wait) {
   port_ = port;
-  auto script = "mount -t tmpfs -o mode=755 tmpfs /run && mkdir -m 755 /run/sshd && exec "
+  // In its own mount namespace: a /run for sshd's privilege-separation directory, and an empty
+  // home for the session user, so that commands run without the machine's shell rc files (a
+  // login rc that hangs or reads stdin is the machine's problem, not what these tests test).
+  const char* home = "/root";
+  if (auto* pw = ::getpwuid(::getuid()); pw != nullptr && pw->pw_dir != nullptr)
+    home = pw->pw_dir;
+  auto script = std::string("mount -t tmpfs -o mode=755 tmpfs /run && mkdir -m 755 /run/sshd && "
+                            "mount -t tmpfs -o mode=700 tmpfs '") + home + "' && exec "
                 "/usr/sbin/sshd -D -f "
                 + (dir_ / "sshd_config").string() + " -p " + std::to_string(port) + " -E "
                 + (dir_ / "sshd.log").string();
