@@ -103,12 +103,12 @@ event_log_actor::behavior_type event_log(event_log_actor::stateful_pointer<event
         return self->make_response_promise<atom::pong>(); // never delivered
       return atom::pong_v;
     },
-    [=](atom::fault, const std::string& kind) {
+    [=](atom::fault, fault_kind kind) {
       if (self->state.hung) // hung: reacts to nothing until it is killed
         return;
-      if (kind == "crash")
+      if (kind == fault_kind::crash)
         self->quit(caf::make_error(ec::injected_fault, "injected crash"));
-      else if (kind == "hang")
+      else
         self->state.hung = true;
     },
   };

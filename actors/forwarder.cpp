@@ -163,7 +163,7 @@ forwarder_actor::behavior_type forwarder(forwarder_pointer self, forwarder_spec 
         bind_now(self);
     },
     [=](atom::ping) { return answer_ping(self); },
-    [=](atom::fault, const std::string& kind) { inject_fault(self, kind); },
+    [=](atom::fault, fault_kind kind) { inject_fault(self, kind); },
   };
 }
 

@@ -109,7 +109,7 @@ ga_link_actor::behavior_type ga_link(ga_link_pointer self, ga_link_spec spec,
     },
     [=](atom::health, uint64_t gen) { ping_round(self, gen); },
     [=](atom::ping) { return answer_ping(self); },
-    [=](atom::fault, const std::string& kind) { inject_fault(self, kind); },
+    [=](atom::fault, fault_kind kind) { inject_fault(self, kind); },
   };
 }
 

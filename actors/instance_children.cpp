@@ -82,13 +82,18 @@ instance_factory make_instance_factory(caf::actor_system& sys, io_thread& io, st
     make.event_log = [&sys](caf::local_actor*, const child_context& c) {
       return spawn_event_log(sys, c.dir, c.attempt == 0, c.ssh_local_port);
     };
-    make.vm = [&sys, &io](caf::local_actor*, const child_context& c) -> vm_process_actor {
+    make.vm = [&sys, &io, lima_home](caf::local_actor*, const child_context& c) -> vm_process_actor {
       auto driver = drivers::make_driver(c.run->vm_type);
       if (!driver || !driver->capabilities().separate_process)
         return {}; // the supervisor reports a VM that could not be created
       auto vc = make_vm_process_config(*driver, c.dir);
       vc.instance = c.instance;
       vc.ssh_port = c.run->ssh_local_port;
+      const auto& video = c.run->config.video;
+      vc.vnc = video && video->display.value_or("") == "vnc";
+      vc.lima_home = lima_home;
+      for (auto& d : c.run->config.additional_disks)
+        vc.disks.push_back(d.name);
       vc.command = [run = c.run] {
         if (run->adopted)
           throw std::runtime_error("the VM of this run is gone: it was started by an earlier "

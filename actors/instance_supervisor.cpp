@@ -783,15 +783,16 @@ instance_supervisor(instance_supervisor_pointer self, instance_spec spec, child_
     },
     [=](atom::status) -> instance_info { return make_instance_info(self->state); },
     [=](atom::fault, const std::string& name,
-        const std::string& kind) -> caf::result<atom::ok> {
+        const std::string& kind_name) -> caf::result<atom::ok> {
       auto& st = self->state;
-      if (kind != "crash" && kind != "hang")
+      fault_kind kind;
+      if (!parse_fault_kind(kind_name, kind))
         return caf::make_error(ec::invalid_argument,
-                               "unknown fault \"" + kind + "\" (want crash or hang)");
+                               "unknown fault \"" + kind_name + "\" (want crash or hang)");
       if (name == "ga" || name.rfind("forwarder:", 0) == 0) {
         if (!st.ports)
           return caf::make_error(ec::invalid_state, "port forwarding is not running");
-        return self->delegate(st.ports, atom::fault_v, name, kind);
+        return self->delegate(st.ports, atom::fault_v, name, kind_name);
       }
       component c;
       if (!parse_component(name, c))

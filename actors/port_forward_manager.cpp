@@ -538,8 +538,13 @@ port_forward_manager(port_forward_manager_pointer self, port_forward_spec spec) 
                            e.info.error + " (retrying)"});
       push_forwards(self);
     },
-    [=](atom::fault, const std::string& target, const std::string& kind) -> caf::result<atom::ok> {
+    [=](atom::fault, const std::string& target, const std::string& kind_name)
+      -> caf::result<atom::ok> {
       auto& st = self->state;
+      fault_kind kind;
+      if (!parse_fault_kind(kind_name, kind))
+        return caf::make_error(ec::invalid_argument,
+                               "unknown fault \"" + kind_name + "\" (want crash or hang)");
       if (target == "ga") {
         if (!st.link)
           return caf::make_error(ec::invalid_state, "ga is not running");
@@ -569,7 +574,7 @@ port_forward_manager(port_forward_manager_pointer self, port_forward_spec spec) 
     [=](atom::restart, const std::string& key, uint64_t gen) { on_restart(self, key, gen); },
     [=](atom::health, uint64_t gen) { health_round(self, gen); },
     [=](atom::ping) { return answer_ping(self); },
-    [=](atom::fault, const std::string& kind) { inject_fault(self, kind); },
+    [=](atom::fault, fault_kind kind) { inject_fault(self, kind); },
   };
 }
 

@@ -445,12 +445,12 @@ ssh_master_impl_actor::behavior_type ssh_master(ssh_master_pointer self,
         return self->make_response_promise<atom::pong>(); // never delivered
       return atom::pong_v;
     },
-    [=](atom::fault, const std::string& kind) {
+    [=](atom::fault, fault_kind kind) {
       if (self->state.hung)
         return;
-      if (kind == "crash")
+      if (kind == fault_kind::crash)
         fail(self, caf::make_error(ec::injected_fault, "injected crash"));
-      else if (kind == "hang")
+      else
         self->state.hung = true;
     },
     // -- internal --

@@ -2,6 +2,7 @@
 
 #include "messages/atoms.hpp"
 #include "messages/errors.hpp"
+#include "messages/types.hpp"
 
 #include <caf/error.hpp>
 #include <caf/result.hpp>
@@ -21,11 +22,11 @@ caf::result<atom::pong> answer_ping(Self self) {
 }
 
 template <class Self>
-void inject_fault(Self self, const std::string& kind) {
-  if (kind == "crash")
-    self->quit(caf::make_error(ec::injected_fault, "injected crash"));
-  else if (kind == "hang")
-    self->state.hung = true;
+void inject_fault(Self self, fault_kind kind) {
+  switch (kind) {
+    case fault_kind::crash: self->quit(caf::make_error(ec::injected_fault, "injected crash")); break;
+    case fault_kind::hang: self->state.hung = true; break;
+  }
 }
 
 } // namespace calima::actors

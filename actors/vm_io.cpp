@@ -3,11 +3,14 @@
 #include <utility> // before Asio (caf-stack.md §8.11)
 
 #include "actors/process_identity.hpp"
+#include "config/fs_util.hpp"
+#include "drivers/disk_lock.hpp"
 
 #include <caf/actor_cast.hpp>
 #include <caf/send.hpp>
 
 #include <fmt/format.h>
+#include <nlohmann/json.hpp>
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
@@ -194,6 +197,9 @@ void vm_io::watch(uint64_t run, int pid) {
       return;
     if (self->killed_ && self->run_ == run)
       remove_pid_file_if(self->cfg_.pid_file, pid); // QEMU cannot remove it after SIGKILL
+    if (self->cfg_.vnc)
+      self->remove_vnc_files(); // the password of a VM that is gone
+    drivers::unlock_disks(self->cfg_.lima_home, self->cfg_.dir, self->cfg_.disks);
     if (self->run_ == run)
       self->watch_.reset();
     vm_msg::exited out;
@@ -209,7 +215,75 @@ void vm_io::watch(uint64_t run, int pid) {
 
 // -- QMP --------------------------------------------------------------------------------------
 
-void vm_io::connect(uint64_t run) {
+namespace {
+
+/// 8 characters (VNC passwords are at most 8) from the kernel's random source.
+std::string random_vnc_password() {
+  static const char alphabet[] = "ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz23456789";
+  unsigned char raw[8] = {};
+  int fd = ::open("/dev/urandom", O_RDONLY | O_CLOEXEC);
+  if (fd < 0 || ::read(fd, raw, sizeof raw) != static_cast<ssize_t>(sizeof raw)) {
+    if (fd >= 0)
+      ::close(fd);
+    throw std::runtime_error("cannot read /dev/urandom for the VNC password");
+  }
+  ::close(fd);
+  std::string out;
+  for (auto b : raw)
+    out += alphabet[b % (sizeof alphabet - 1)];
+  return out;
+}
+
+} // namespace
+
+void vm_io::remove_vnc_files() {
+  ::unlink((cfg_.dir + "/vncpassword").c_str());
+  ::unlink((cfg_.dir + "/vncdisplay").c_str());
+}
+
+void vm_io::setup_vnc(uint64_t run, std::function<void(std::string error)> done) {
+  std::string password;
+  try {
+    password = random_vnc_password();
+    fs::write_file_atomic(cfg_.dir + "/vncpassword", password + "\n", 0600);
+  } catch (const std::exception& e) {
+    done(std::string("VNC password: ") + e.what());
+    return;
+  }
+  auto weak = weak_from_this();
+  qmp_->execute(
+    "change-vnc-password", nlohmann::json{{"password", password}},
+    [weak, run, done](qmp_reply r) {
+      auto self = weak.lock();
+      if (!self || !self->qmp_)
+        return;
+      if (!r.ok) {
+        done(r.error);
+        return;
+      }
+      self->qmp_->execute("query-vnc", nullptr, [weak, done](qmp_reply q) {
+        auto self = weak.lock();
+        if (!self)
+          return;
+        if (!q.ok || !q.value.is_object()) {
+          done(q.ok ? "QMP query-vnc: unexpected reply" : q.error);
+          return;
+        }
+        auto host = q.value.value("host", std::string("127.0.0.1"));
+        auto service = std::atoi(q.value.value("service", std::string("5900")).c_str());
+        try {
+          fs::write_file_atomic(self->cfg_.dir + "/vncdisplay",
+                                fmt::format("{}:{}\n", host, service - 5900), 0644);
+        } catch (const std::exception& e) {
+          done(e.what());
+          return;
+        }
+        done({});
+      });
+    });
+}
+
+void vm_io::connect(uint64_t run, bool setup_vnc) {
   if (qmp_)
     qmp_->close();
   qmp_options opts;
@@ -227,7 +301,7 @@ void vm_io::connect(uint64_t run) {
     if (auto self = weak.lock())
       self->tell(vm_msg::qmp_down{run, why});
   });
-  qmp_->connect([weak, run](const std::string& error) {
+  qmp_->connect([weak, run, setup_vnc](const std::string& error) {
     auto self = weak.lock();
     if (!self)
       return;
@@ -235,7 +309,7 @@ void vm_io::connect(uint64_t run) {
       self->tell(vm_msg::qmp_up{run, error.empty() ? "QMP closed" : error, "", 0});
       return;
     }
-    self->qmp_->execute("query-status", nullptr, [weak, run](qmp_reply r) {
+    self->qmp_->execute("query-status", nullptr, [weak, run, setup_vnc](qmp_reply r) {
       auto self = weak.lock();
       if (!self)
         return;
@@ -249,7 +323,17 @@ void vm_io::connect(uint64_t run) {
       // QEMU writes its pid file before it creates its monitors, so it is there by now.
       if (auto file = read_pid_file(self->cfg_.pid_file))
         out.pid_file_pid = file->pid;
-      self->tell(std::move(out));
+      if (!setup_vnc || !out.error.empty()) {
+        self->tell(std::move(out));
+        return;
+      }
+      self->setup_vnc(run, [weak, out](std::string error) mutable {
+        if (auto self = weak.lock()) {
+          if (!error.empty())
+            out.error = "VNC: " + error;
+          self->tell(std::move(out));
+        }
+      });
     });
   });
 }

@@ -7,6 +7,7 @@
 #include <caf/actor_control_block.hpp>
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -39,7 +40,14 @@ public:
 
   /// Connects QMP, query-status, reads qemu.pid back → vm_msg::qmp_up; later vm_msg::qmp_event
   /// and vm_msg::qmp_down.
-  void connect(uint64_t run);
+  void connect(uint64_t run, bool setup_vnc = false);
+
+  /// `video.display: vnc`: sets a random password over QMP and writes `vncpassword` (0600) and
+  /// `vncdisplay`; `done("")` or `done(error)`, on the io thread.
+  void setup_vnc(uint64_t run, std::function<void(std::string error)> done);
+
+  /// Removes `vncpassword` and `vncdisplay` (QEMU is gone).
+  void remove_vnc_files();
 
   /// Runs one QMP command → vm_msg::qmp_reply.
   void execute(uint64_t run, const std::string& command);

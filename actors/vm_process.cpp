@@ -172,7 +172,7 @@ void on_launched(self_pointer self, const vm_msg::launched& m) {
     fail_start_forced(self);
     return;
   }
-  on_io(self, [run = st.run](vm_io& io) { io.connect(run); });
+  on_io(self, [run = st.run, vnc = st.cfg.vnc && !m.adopted](vm_io& io) { io.connect(run, vnc); });
 }
 
 void on_qmp_up(self_pointer self, const vm_msg::qmp_up& m) {
@@ -380,15 +380,11 @@ vm_process_impl_actor::behavior_type vm_process(vm_process_pointer self, vm_proc
         return self->make_response_promise<atom::pong>();
       return atom::pong_v;
     },
-    [=](atom::fault, const std::string& kind) {
-      if (kind == "crash") {
-        // The VM is left running on purpose: the restarted actor re-adopts it.
+    [=](atom::fault, fault_kind kind) {
+      if (kind == fault_kind::crash) // the VM is left running: the restarted actor re-adopts it
         self->quit(caf::make_error(ec::injected_fault, "injected crash"));
-      } else if (kind == "hang") {
+      else
         self->state.hung = true;
-      } else {
-        log_line(self, log::level::warning, "Unknown fault kind ignored", {{"kind", kind}});
-      }
     },
     [=](vm_msg::probed& m) { on_probed(self, m); },
     [=](vm_msg::launched& m) { on_launched(self, m); },

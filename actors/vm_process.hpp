@@ -91,6 +91,14 @@ struct vm_process_config {
   /// The host port forwarded to the guest's sshd in this run (reported in vm_status); the run
   /// chose it, so it is never parsed back out of a command line.
   int32_t ssh_port = 0;
+  /// `video.display: vnc` (QEMU runs `-display vnc=...,password=on`): once QMP is up, a VM this
+  /// actor started gets a random 8-character password (`change-vnc-password`), written to
+  /// `$INST/vncpassword` (0600), and its address to `$INST/vncdisplay` (`query-vnc`), as Lima
+  /// does; both files go when QEMU ends.
+  bool vnc = false;
+  /// `additionalDisks` the run locked (drivers/disk_lock.hpp), unlocked when QEMU ends.
+  std::string lima_home;
+  std::vector<std::string> disks;
   /// Graceful stop: how long QEMU may take to power off after system_powerdown (Lima: 3 min).
   caf::timespan stop_timeout = std::chrono::minutes(3);
   /// How long to wait for the QMP socket to accept a connection (Lima: 30 s).

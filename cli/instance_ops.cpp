@@ -8,6 +8,7 @@
 #include "config/validate.hpp"
 #include "cli/cli_common.hpp"
 #include "cli/supervisor_launch.hpp"
+#include "drivers/disk_lock.hpp"
 #include "messages/control_protocol.hpp"
 #include "config/log.hpp"
 
@@ -110,6 +111,10 @@ void force_stop(const store::instance& inst) {
   } else {
     log::info("The host agent process seems already stopped");
   }
+  std::vector<std::string> disks;
+  for (auto& d : inst.additional_disks)
+    disks.push_back(d.name);
+  drivers::unlock_disks(home, inst.dir, disks);
   log::info(fmt::format("Removing *.pid *.sock *.tmp under {}", go_backquote(inst.dir)));
   std::vector<std::string> names;
   if (DIR* d = ::opendir(inst.dir.c_str())) {

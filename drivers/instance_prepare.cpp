@@ -1,5 +1,7 @@
 #include "drivers/instance_prepare.hpp"
 
+#include "drivers/disk_lock.hpp"
+
 #include "config/download_cache.hpp"
 #include "config/fs_util.hpp"
 #include "config/go_format.hpp"
@@ -63,46 +65,60 @@ prepared_instance prepare_instance(const std::string& lima_home, const std::stri
   p.plain = cfg.plain.value_or(false);
 
   auto driver = make_driver(cfg.vm_type.value_or("qemu"));
+  if (!driver)
+    throw std::runtime_error(fmt::format("unknown vmType {}", go_quote(cfg.vm_type.value_or(""))));
   if (auto errors = driver->validate(cfg); !errors.empty()) {
     std::string joined;
     for (auto& e : errors)
       joined += (joined.empty() ? "" : "\n") + e;
     throw std::runtime_error(joined);
   }
-  download::prepare_images(cfg, p.dir);
-  driver->prepare_disk(cfg, p.dir);
+  // additionalDisks are locked first (two running instances never attach one disk), and
+  // unlocked again when a later step fails.
+  std::vector<std::string> disks;
+  for (auto& d : cfg.additional_disks)
+    disks.push_back(d.name);
+  lock_disks(lima_home, p.dir, disks);
+  p.disks = disks;
+  try {
+    download::prepare_images(cfg, p.dir);
+    driver->prepare_disk(cfg, p.dir);
 
-  p.ssh_local_port = static_cast<int>(cfg.ssh ? cfg.ssh->local_port.value_or(0) : 0);
-  if (p.ssh_local_port == 0)
-    p.ssh_local_port = pick_free_port();
+    p.ssh_local_port = static_cast<int>(cfg.ssh ? cfg.ssh->local_port.value_or(0) : 0);
+    if (p.ssh_local_port == 0)
+      p.ssh_local_port = pick_free_port();
 
-  cidata::params cp;
-  cp.config = cfg;
-  cp.instance_name = name;
-  cp.instance_dir = p.dir;
-  cp.lima_home = lima_home;
-  cp.iid = cidata::make_iid(static_cast<int64_t>(std::time(nullptr)));
-  cp.debug = debug;
-  cp.host = cidata::host_env::detect();
-  if (!p.plain) {
-    std::string why;
-    cp.guest_agent_binary = find_guest_agent(cfg, why);
-    p.guest_agent = !cp.guest_agent_binary.empty();
-    if (p.guest_agent)
-      cp.virtio_port = "io.lima-vm.guest_agent.0";
-    else
-      p.warnings.push_back("port forwarding falls back to SSH (TCP only): " + why);
+    cidata::params cp;
+    cp.config = cfg;
+    cp.instance_name = name;
+    cp.instance_dir = p.dir;
+    cp.lima_home = lima_home;
+    cp.iid = cidata::make_iid(static_cast<int64_t>(std::time(nullptr)));
+    cp.debug = debug;
+    cp.host = cidata::host_env::detect();
+    if (!p.plain) {
+      std::string why;
+      cp.guest_agent_binary = find_guest_agent(cfg, why);
+      p.guest_agent = !cp.guest_agent_binary.empty();
+      if (p.guest_agent)
+        cp.virtio_port = "io.lima-vm.guest_agent.0";
+      else
+        p.warnings.push_back("port forwarding falls back to SSH (TCP only): " + why);
+    }
+    cidata::write_cidata(cp);
+    p.iid = cp.iid;
+
+    auto opts = ssh_options(lima_home, p.dir, cfg, p.ssh_local_port);
+    fs::write_file_atomic(p.dir + "/ssh.config", ssh_config_file_text(name, opts), 0600);
+
+    driver->before_start(cfg, p.dir);
+    auto cmd = driver->command({&cfg, p.dir, p.ssh_local_port});
+    p.command = std::move(cmd.process);
+    p.warnings.insert(p.warnings.end(), cmd.warnings.begin(), cmd.warnings.end());
+  } catch (...) {
+    unlock_disks(lima_home, p.dir, disks);
+    throw;
   }
-  cidata::write_cidata(cp);
-  p.iid = cp.iid;
-
-  auto opts = ssh_options(lima_home, p.dir, cfg, p.ssh_local_port);
-  fs::write_file_atomic(p.dir + "/ssh.config", ssh_config_file_text(name, opts), 0600);
-
-  driver->before_start(cfg, p.dir);
-  auto cmd = driver->command({&cfg, p.dir, p.ssh_local_port});
-  p.command = std::move(cmd.process);
-  p.warnings.insert(p.warnings.end(), cmd.warnings.begin(), cmd.warnings.end());
   return p;
 }
 

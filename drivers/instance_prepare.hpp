@@ -25,6 +25,7 @@ struct prepared_instance {
   std::string identity_file;  ///< `$LIMA_HOME/_config/user`
   bool plain = false;
   bool guest_agent = false;          ///< lima-guestagent is shipped in cidata
+  std::vector<std::string> disks;    ///< additionalDisks locked for this start (disk_lock.hpp)
   std::vector<std::string> warnings; ///< to be logged by the caller
 };
 

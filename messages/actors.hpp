@@ -50,9 +50,9 @@ using supervised_actor = caf::typed_actor<
   /// Health check: must be answered within the supervisor's health timeout, or the supervisor
   /// treats the child as hung and kills it.
   caf::replies_to<atom::ping>::with<atom::pong>,
-  /// Fault injection (`limactl debug fault`): "crash" makes the actor fail with
-  /// ec::injected_fault; "hang" makes it stop answering until it is killed.
-  caf::reacts_to<atom::fault, std::string>>;
+  /// Fault injection (`limactl debug fault`): crash makes the actor fail with
+  /// ec::injected_fault; hang makes it stop answering until it is killed.
+  caf::reacts_to<atom::fault, fault_kind>>;
 
 /// Receives the event stream of an instance (the control server forwards it to limactl).
 using event_listener_actor = caf::typed_actor<
@@ -239,6 +239,7 @@ inline void register_message_types(caf::actor_system_config& cfg) {
   cfg.add_message_type<ssh_ready>("calima::ssh_ready");
   cfg.add_message_type<log_line>("calima::log_line");
   cfg.add_message_type<component>("calima::component");
+  cfg.add_message_type<fault_kind>("calima::fault_kind");
   cfg.add_message_type<guest_port_report>("calima::guest_port_report");
   cfg.add_message_type<forward_info>("calima::forward_info");
   cfg.add_message_type<std::vector<forward_info>>("std::vector<calima::forward_info>");

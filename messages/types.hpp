@@ -71,6 +71,28 @@ inline bool parse_component(std::string_view name, component& out) {
   return false;
 }
 
+// -- fault injection ------------------------------------------------------------------------
+
+/// What `limactl debug fault` does to a supervised child.
+enum class fault_kind : uint8_t {
+  crash, ///< the actor fails with ec::injected_fault
+  hang,  ///< the actor stops answering (its supervisor's health check must notice)
+};
+
+inline const char* to_string(fault_kind x) {
+  return x == fault_kind::crash ? "crash" : "hang";
+}
+
+/// Inverse of to_string(fault_kind); false for another word.
+inline bool parse_fault_kind(std::string_view text, fault_kind& out) {
+  for (auto x : {fault_kind::crash, fault_kind::hang})
+    if (text == to_string(x)) {
+      out = x;
+      return true;
+    }
+  return false;
+}
+
 // -- port forwarding --------------------------------------------------------------------------
 
 } // namespace calima

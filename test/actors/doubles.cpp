@@ -5,6 +5,8 @@
 #include <caf/all.hpp>
 
 #include <algorithm>
+#include <type_traits>
+#include <utility>
 
 namespace calima::test {
 
@@ -59,22 +61,42 @@ void setup(Self* self, const std::string& name, recorder_ptr rec, const double_o
     });
 }
 
+/// What the typed interface cannot ask for: a test sets `rec->test_fault` and pings the double.
+///   "die":     the VM process died (what a VM actor reports then)
+///   "exit":    end normally (a VM whose guest powered off)
+///   "release": answer the held `ready` requests (SSH)
+template <class Self>
+bool test_only_fault(Self* self) {
+  auto kind = std::exchange(self->state.rec->test_fault, std::string{});
+  if (kind.empty())
+    return false;
+  self->state.rec->calls.push_back(self->state.label + ":fault:" + kind);
+  if (kind == "die")
+    self->quit(caf::make_error(ec::vm_exited, "qemu was killed by signal 9 (SIGKILL)"));
+  else if (kind == "exit")
+    self->quit();
+  else if constexpr (std::is_same_v<std::decay_t<decltype(self->state)>, ssh_double_state>) {
+    for (auto& rp : self->state.held)
+      rp.deliver(ssh_ready{self->state.opts.ready_errors});
+    self->state.held.clear();
+  }
+  return true;
+}
+
 template <class Self>
 caf::result<atom::pong> pong(Self* self) {
+  if (test_only_fault(self))
+    return atom::pong_v;
   if (self->state.hung)
     return self->template make_response_promise<atom::pong>(); // never delivered
   return atom::pong_v;
 }
 
 template <class Self>
-void fault(Self* self, const std::string& kind) {
-  self->state.rec->calls.push_back(self->state.label + ":fault:" + kind);
-  if (kind == "crash")
+void fault(Self* self, fault_kind kind) {
+  self->state.rec->calls.push_back(self->state.label + ":fault:" + to_string(kind));
+  if (kind == fault_kind::crash)
     self->quit(caf::make_error(ec::injected_fault, "injected crash"));
-  else if (kind == "die") // tests only: the VM process died (what a VM actor reports then)
-    self->quit(caf::make_error(ec::vm_exited, "qemu was killed by signal 9 (SIGKILL)"));
-  else if (kind == "exit") // tests only: end normally (a VM whose guest powered off)
-    self->quit();
   else
     self->state.hung = true;
 }
@@ -110,7 +132,7 @@ vm_process_actor::behavior_type vm_double(vm_process_actor::stateful_pointer<vm_
       return vm_status{true, self->state.opts.pid, self->state.opts.ssh_port};
     },
     [=](atom::ping) { return pong(self); },
-    [=](atom::fault, const std::string& kind) { fault(self, kind); },
+    [=](atom::fault, fault_kind kind) { fault(self, kind); },
   };
 }
 
@@ -148,16 +170,7 @@ ssh_double(ssh_master_actor::stateful_pointer<ssh_double_state> self, recorder_p
       return ssh_ready{st.opts.ready_errors};
     },
     [=](atom::ping) { return pong(self); },
-    [=](atom::fault, const std::string& kind) {
-      if (kind != "release") {
-        fault(self, kind);
-        return;
-      }
-      // tests only: answer the held `ready` requests
-      for (auto& rp : self->state.held)
-        rp.deliver(ssh_ready{self->state.opts.ready_errors});
-      self->state.held.clear();
-    },
+    [=](atom::fault, fault_kind kind) { fault(self, kind); },
   };
 }
 
@@ -175,7 +188,7 @@ log_double(event_log_actor::stateful_pointer<log_double_state> self, recorder_pt
         self->state.rec->lines.push_back(line);
     },
     [=](atom::ping) { return pong(self); },
-    [=](atom::fault, const std::string& kind) { fault(self, kind); },
+    [=](atom::fault, fault_kind kind) { fault(self, kind); },
   };
 }
 

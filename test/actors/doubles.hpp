@@ -31,6 +31,8 @@ struct recorder {
   /// Events received by listener doubles.
   std::vector<instance_event> streamed;
   std::vector<std::string> streamed_lines; ///< messages of streamed log lines
+  /// A test-only fault ("die", "exit", "release") for the next double that gets a ping.
+  std::string test_fault;
 
   size_t count(const std::string& call) const;
   /// The restart sub-events among `events`.

@@ -104,11 +104,11 @@ TEST_F(event_log_test, answers_health_checks_until_hung) {
   auto log = track(sys.spawn(actors::event_log, dir.string(), true, 0));
   run();
   EXPECT_TRUE(ask<atom::pong>(log, atom::ping_v).value);
-  self->send(log, atom::fault_v, std::string{"hang"});
+  self->send(log, atom::fault_v, fault_kind::hang);
   run();
   auto pong = request<atom::pong>(log, atom::ping_v);
   EXPECT_FALSE(pong->done());
-  self->send(log, atom::fault_v, std::string{"crash"}); // a hung actor reacts to nothing
+  self->send(log, atom::fault_v, fault_kind::crash); // a hung actor reacts to nothing
   run();
   EXPECT_TRUE(is_alive(log));
 }

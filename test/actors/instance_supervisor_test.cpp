@@ -51,7 +51,13 @@ protected:
   template <class Handle>
   void inject(const Handle& child, std::string kind) {
     ASSERT_TRUE(child);
-    self->send(child, atom::fault_v, std::move(kind));
+    fault_kind k;
+    if (parse_fault_kind(kind, k)) {
+      self->send(child, atom::fault_v, k);
+    } else { // a test-only fault of the doubles: taken on the next ping
+      world.rec->test_fault = std::move(kind);
+      self->send(child, atom::ping_v);
+    }
     run();
   }
 

@@ -102,7 +102,8 @@ TEST_F(root_supervisor_test, escalation_marks_the_instance_broken_and_is_not_res
   ASSERT_TRUE(ask<instance_info>(root, atom::start_v, std::string{"a"}).value);
   run();
   auto sup = instance("a");
-  self->send(instance_state_of("a").vm, atom::fault_v, std::string{"die"});
+  worlds["a"].rec->test_fault = "die"; // a test-only fault of the doubles
+  self->send(instance_state_of("a").vm, atom::ping_v);
   run();
   EXPECT_EQ(st().instances.at("a").broken_reason, "vm: qemu was killed by signal 9 (SIGKILL)");
   EXPECT_FALSE(st().instances.at("a").want_running);

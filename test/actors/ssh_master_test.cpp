@@ -437,13 +437,13 @@ TEST_F(ssh_master_test, health_checks_and_injected_faults) {
   EXPECT_TRUE(pong);
 
   self->monitor(m);
-  self->send(m, atom::fault_v, std::string{"crash"});
+  self->send(m, atom::fault_v, fault_kind::crash);
   auto reason = wait_down(self, 5s);
   ASSERT_TRUE(reason);
   EXPECT_EQ(code_of(*reason), ec::injected_fault);
 
   auto h = spawn(config());
-  self->send(h, atom::fault_v, std::string{"hang"});
+  self->send(h, atom::fault_v, fault_kind::hang);
   err = {};
   self->request(h, 300ms, atom::ping_v)
     .receive([](atom::pong) {}, [&](caf::error& e) { err = e; });

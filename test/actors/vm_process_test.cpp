@@ -11,6 +11,9 @@
 
 #include <caf/all.hpp>
 #include <gtest/gtest.h>
+#include <arpa/inet.h>
+#include <sys/socket.h>
+#include <netinet/in.h>
 
 #include <csignal>
 #include <cstdlib>
@@ -206,7 +209,7 @@ TEST_F(vm_process_test, crash_fault_leaves_qemu_running_and_a_successor_adopts_a
   ASSERT_TRUE(started.value) << describe(started.error);
   int pid = started.value->pid;
   self->monitor(first);
-  self->send(first, atom::fault_v, std::string("crash"));
+  self->send(first, atom::fault_v, fault_kind::crash);
   auto reason = wait_down(self);
   EXPECT_EQ(code_of(reason), ec::injected_fault);
   EXPECT_TRUE(test::process_alive(pid));
@@ -252,7 +255,7 @@ TEST_F(vm_process_test, a_vm_that_died_unwatched_is_reaped_and_replaced) {
   ASSERT_TRUE(started.value) << describe(started.error);
   int pid = started.value->pid;
   self->monitor(first);
-  self->send(first, atom::fault_v, std::string("crash"));
+  self->send(first, atom::fault_v, fault_kind::crash);
   wait_down(self);
   ::kill(pid, SIGKILL); // dies while no actor watches it: a zombie child of this process
   ASSERT_TRUE(test::wait_until([&] { return !test::process_alive(pid); }, 5s));
@@ -417,7 +420,7 @@ TEST_F(vm_process_test, stop_powers_a_real_guest_off_gracefully) {
 TEST_F(vm_process_test, hang_fault_stops_answering) {
   caf::scoped_actor self{sys};
   auto vm = spawn(config());
-  self->send(vm, atom::fault_v, std::string("hang"));
+  self->send(vm, atom::fault_v, fault_kind::hang);
   auto pong = ask<atom::pong>(self, vm, 300ms, atom::ping_v);
   EXPECT_FALSE(pong.value);
   EXPECT_EQ(pong.error, caf::sec::request_timeout);
@@ -434,6 +437,51 @@ TEST_F(vm_process_test, kill_ends_qemu_at_once_without_a_power_down) {
   ASSERT_TRUE(killed.value) << describe(killed.error);
   std::printf("[ measure ] kill -> QEMU gone: %lld ms\n", test::ms_since(t0));
   EXPECT_FALSE(test::process_alive(pid)); // within the 10 s request, not the 60 s power-down
+}
+
+TEST_F(vm_process_test, vnc_gets_a_random_password_and_its_files_go_with_qemu) {
+  caf::scoped_actor self{sys};
+  auto c = config();
+  c.command = [spec = inst.qemu_spec(0, {"-vnc", "127.0.0.1:0,to=99,password=on"})] { return spec; };
+  c.vnc = true;
+  auto vm = spawn(std::move(c));
+  auto started = ask<vm_status>(self, vm, 30s, atom::start_v);
+  ASSERT_TRUE(started.value) << describe(started.error);
+  auto pw_path = inst.path("vncpassword");
+  struct stat st {};
+  ASSERT_EQ(::stat(pw_path.c_str(), &st), 0) << "no vncpassword";
+  EXPECT_EQ(st.st_mode & 0777, 0600u);
+  std::ifstream pw_file(pw_path);
+  std::string password;
+  std::getline(pw_file, password);
+  EXPECT_EQ(password.size(), 8u);
+  std::ifstream display_file(inst.path("vncdisplay"));
+  std::string display;
+  std::getline(display_file, display);
+  ASSERT_EQ(display.rfind("127.0.0.1:", 0), 0u) << display;
+  int port = 5900 + std::atoi(display.c_str() + 10);
+  // The server asks for VNC authentication (security type 2), never for none (1).
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in sa{};
+  sa.sin_family = AF_INET;
+  sa.sin_port = htons(static_cast<uint16_t>(port));
+  sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(::connect(fd, reinterpret_cast<sockaddr*>(&sa), sizeof sa), 0);
+  char version[12];
+  ASSERT_EQ(::recv(fd, version, 12, MSG_WAITALL), 12);
+  ASSERT_EQ(std::string(version, 4), "RFB ");
+  ASSERT_EQ(::send(fd, "RFB 003.008\n", 12, 0), 12);
+  unsigned char count = 0;
+  ASSERT_EQ(::recv(fd, &count, 1, MSG_WAITALL), 1);
+  std::string types(count, '\0');
+  ASSERT_EQ(::recv(fd, types.data(), count, MSG_WAITALL), count);
+  ::close(fd);
+  EXPECT_NE(types.find('\x02'), std::string::npos);
+  EXPECT_EQ(types.find('\x01'), std::string::npos);
+  auto stopped = ask<atom::ok>(self, vm, 20s, atom::kill_v);
+  ASSERT_TRUE(stopped.value) << describe(stopped.error);
+  EXPECT_NE(::access(pw_path.c_str(), F_OK), 0) << "the password outlived QEMU";
+  EXPECT_NE(::access(inst.path("vncdisplay").c_str(), F_OK), 0);
 }
 
 } // namespace

@@ -1,6 +1,7 @@
 // The QEMU boot disk (runtime spec §2.4) with the real qemu-img in a scratch instance directory.
 
 #include "drivers/driver.hpp"
+#include "drivers/disk_lock.hpp"
 #include "drivers/qemu/disk.hpp"
 #include "config/subprocess.hpp"
 
@@ -9,6 +10,7 @@
 #include <gtest/gtest.h>
 
 #include <climits>
+#include <filesystem>
 #include <fstream>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -199,4 +201,40 @@ TEST(disk_info, parses_qemu_img_json_and_checks_acceptability) {
   EXPECT_NO_THROW(check_acceptable(one, warnings));
   EXPECT_TRUE(warnings.empty());
   EXPECT_THROW(parse_image_info("not json"), driver_error);
+}
+
+// -- locks of additionalDisks ------------------------------------------------------------------
+
+TEST(disk_lock, two_instances_never_hold_one_disk) {
+  char tmpl[] = "/tmp/calima-disklock-XXXXXX";
+  std::string home = ::mkdtemp(tmpl);
+  std::filesystem::create_directories(home + "/_disks/data");
+  { std::ofstream(home + "/_disks/data/datadisk") << "raw"; }
+  auto a = home + "/a", b = home + "/b";
+  std::filesystem::create_directories(a);
+  std::filesystem::create_directories(b);
+  auto lock = home + "/_disks/data/in_use_by";
+
+  drivers::lock_disks(home, a, {"data"});
+  EXPECT_EQ(std::filesystem::read_symlink(lock).string(), a);
+  drivers::lock_disks(home, a, {"data"}); // a restart of the same instance keeps its lock
+  try {
+    drivers::lock_disks(home, b, {"data"});
+    ADD_FAILURE() << "b attached a disk a holds";
+  } catch (const std::runtime_error& e) {
+    EXPECT_STREQ(e.what(), "failed to run attach disk \"data\", in use by instance \"a\"");
+  }
+  // A missing disk fails the start, and the locks that start took are released again.
+  std::filesystem::create_directories(home + "/_disks/free");
+  { std::ofstream(home + "/_disks/free/datadisk") << "raw"; }
+  EXPECT_THROW(drivers::lock_disks(home, b, {"free", "missing"}), std::runtime_error);
+  EXPECT_FALSE(std::filesystem::is_symlink(home + "/_disks/free/in_use_by"));
+  // b cannot unlock a's disk; a can.
+  drivers::unlock_disks(home, b, {"data"});
+  EXPECT_TRUE(std::filesystem::is_symlink(lock));
+  drivers::unlock_disks(home, a, {"data"});
+  EXPECT_FALSE(std::filesystem::is_symlink(lock));
+  drivers::lock_disks(home, b, {"data"});
+  EXPECT_EQ(std::filesystem::read_symlink(lock).string(), b);
+  std::filesystem::remove_all(home);
 }

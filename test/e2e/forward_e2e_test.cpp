@@ -11,10 +11,14 @@
 #include <poll.h>
 #include <sys/socket.h>
 #include <sys/time.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
 
 #include <nlohmann/json.hpp>
+
+#include <filesystem>
+#include <vector>
 
 using namespace calima::test;
 using namespace std::chrono_literals;
@@ -105,6 +109,17 @@ bool listening(int port) {
     return false;
   ::close(fd);
   return true;
+}
+
+/// Every UNIX socket below `dir`, recursively.
+std::vector<std::string> sockets_under(const std::string& dir) {
+  std::vector<std::string> out;
+  std::error_code ec;
+  for (auto it = std::filesystem::recursive_directory_iterator(dir, ec);
+       !ec && it != std::filesystem::recursive_directory_iterator(); it.increment(ec))
+    if (it->is_socket(ec))
+      out.push_back(it->path().string());
+  return out;
 }
 
 } // namespace
@@ -201,6 +216,22 @@ TEST_F(e2e, port_forwarding_through_the_guest_agent) {
   // The guestSocket rule: the guest's /tmp/echo.sock appears as $INST/sock/echo.sock.
   auto echo_sock = dir + "/sock/echo.sock";
   EXPECT_TRUE(eventually(5s, [&] { return exchange(connect_unix(echo_sock), "via-socket") == "via-socket"; }));
+
+  // Every socket calima made (supervisor.sock, ha.sock, ga.sock, qmp.sock, serial*.sock, the
+  // ControlMaster's ssh.sock, forwarded host sockets) is 0600 or sits in a 0700 directory.
+  ASSERT_EQ(lc.run({"shell", "test", "true"}).status, 0); // the ControlMaster's ssh.sock
+  auto sockets = sockets_under(lc.lima_home());
+  EXPECT_GE(sockets.size(), 6u);
+  for (auto& sock_path : sockets) {
+    struct stat st {};
+    ASSERT_EQ(::stat(sock_path.c_str(), &st), 0) << sock_path;
+    auto parent = sock_path.substr(0, sock_path.rfind('/'));
+    struct stat pst {};
+    ASSERT_EQ(::stat(parent.c_str(), &pst), 0) << parent;
+    EXPECT_TRUE((st.st_mode & 0077) == 0 || (pst.st_mode & 0777) == 0700)
+      << sock_path << " is " << std::oct << (st.st_mode & 0777) << " in a directory of mode "
+      << (pst.st_mode & 0777);
+  }
 
   r = lc.run({"stop", "test"});
   ASSERT_EQ(r.status, 0) << r.err;
