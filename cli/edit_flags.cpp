@@ -1,9 +1,9 @@
 #include "cli/edit_flags.hpp"
 
 #include "cli/cli_common.hpp"
-#include "config/fs_util.hpp"
-#include "config/go_format.hpp"
-#include "config/log.hpp"
+#include "config/util/fs_util.hpp"
+#include "config/util/go_format.hpp"
+#include "config/util/log.hpp"
 
 #include <CLI/CLI.hpp>
 #include <algorithm>

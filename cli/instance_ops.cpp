@@ -1,16 +1,16 @@
 #include "cli/instance_ops.hpp"
 
-#include "config/fs_util.hpp"
-#include "config/go_format.hpp"
-#include "config/identity.hpp"
-#include "config/lima_yaml_load.hpp"
-#include "config/names.hpp"
-#include "config/validate.hpp"
+#include "config/util/fs_util.hpp"
+#include "config/util/go_format.hpp"
+#include "config/store/identity.hpp"
+#include "config/limayaml/lima_yaml_load.hpp"
+#include "config/util/names.hpp"
+#include "config/limayaml/validate.hpp"
 #include "cli/cli_common.hpp"
-#include "cli/supervisor_launch.hpp"
+#include "cli/supervisor/supervisor_launch.hpp"
 #include "drivers/disk_lock.hpp"
 #include "messages/control_protocol.hpp"
-#include "config/log.hpp"
+#include "config/util/log.hpp"
 
 #include <algorithm>
 #include <cerrno>

@@ -1,6 +1,6 @@
 #pragma once
 
-#include "config/store.hpp"
+#include "config/store/store.hpp"
 
 #include <string>
 

@@ -1,7 +1,7 @@
 #include "cli/list_table.hpp"
 
 #include "cli/table_writer.hpp"
-#include "config/sizes.hpp"
+#include "config/util/sizes.hpp"
 
 #include <fmt/format.h>
 #include <set>

@@ -2,9 +2,9 @@
 
 #include "cli/cli_common.hpp"
 #include "cli/commands.hpp"
-#include "config/log.hpp"
-#include "config/store.hpp"
-#include "config/template_store.hpp"
+#include "config/util/log.hpp"
+#include "config/store/store.hpp"
+#include "config/template_store/template_store.hpp"
 
 #include <CLI/CLI.hpp>
 #include <algorithm>

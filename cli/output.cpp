@@ -1,7 +1,7 @@
 #include "cli/output.hpp"
 
 #include "cli/cli_common.hpp"
-#include "config/yaml_json.hpp"
+#include "config/yq/yaml_json.hpp"
 
 namespace calima::cli {
 

@@ -1,6 +1,6 @@
 #pragma once
 
-#include "config/go_template.hpp"
+#include "config/gotemplate/go_template.hpp"
 
 #include <nlohmann/json.hpp>
 #include <string>

@@ -1,7 +1,7 @@
 #include "drivers/disk_lock.hpp"
 
-#include "config/fs_util.hpp"
-#include "config/go_format.hpp"
+#include "config/util/fs_util.hpp"
+#include "config/util/go_format.hpp"
 
 #include <fmt/format.h>
 

@@ -2,14 +2,14 @@
 
 #include "drivers/disk_lock.hpp"
 
-#include "config/download_cache.hpp"
-#include "config/fs_util.hpp"
-#include "config/go_format.hpp"
-#include "config/host_info.hpp"
-#include "config/identity.hpp"
-#include "config/names.hpp"
-#include "config/ssh_options.hpp"
-#include "config/store.hpp"
+#include "config/download/download_cache.hpp"
+#include "config/util/fs_util.hpp"
+#include "config/util/go_format.hpp"
+#include "config/limayaml/host_info.hpp"
+#include "config/store/identity.hpp"
+#include "config/util/names.hpp"
+#include "config/store/ssh_options.hpp"
+#include "config/store/store.hpp"
 #include "drivers/cidata/cidata.hpp"
 #include "drivers/driver.hpp"
 

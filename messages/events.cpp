@@ -1,8 +1,8 @@
 #include "messages/events.hpp"
 
-#include "config/go_template_value.hpp"
+#include "config/gotemplate/go_template_value.hpp"
 
-#include "config/go_format.hpp"
+#include "config/util/go_format.hpp"
 
 #include <cstdio>
 #include <ctime>

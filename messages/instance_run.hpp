@@ -1,6 +1,6 @@
 #pragma once
 
-#include "config/lima_yaml.hpp"
+#include "config/limayaml/lima_yaml.hpp"
 #include "drivers/process_spec.hpp"
 
 #include <cstdint>
@@ -11,7 +11,7 @@
 /// ONE RUN of an instance: everything its children need, fixed when the run starts.
 ///
 /// Every `start` (and every VM restart) reads lima.yaml exactly once, in a preparation step that
-/// runs on a thread of its own (actors/instance_run.hpp `prepare_run`), and produces one immutable
+/// runs on a thread of its own (actors/supervisor/instance_run.hpp `prepare_run`), and produces one immutable
 /// instance_run. The instance supervisor hands the same value to every child of that run through
 /// its start context, so the VM, the SSH master and the port-forward manager can never disagree
 /// about the configuration, the SSH port or whether a guest agent was shipped. A stop, an edit

@@ -17,7 +17,7 @@ namespace calima {
 // -- instance lifecycle -----------------------------------------------------------------------
 
 /// The lifecycle state of one instance, owned by its instance supervisor (state machine drawn in
-/// actors/instance_supervisor.hpp).
+/// actors/supervisor/instance_supervisor.hpp).
 enum class instance_state : uint8_t {
   stopped,
   starting, ///< the VM process is being started

@@ -2,9 +2,9 @@
 #include "drivers/cidata/cidata.hpp"
 #include "drivers/cidata/cidata_detail.hpp"
 
-#include "config/fs_util.hpp"
-#include "config/go_format.hpp"
-#include "config/go_template.hpp"
+#include "config/util/fs_util.hpp"
+#include "config/util/go_format.hpp"
+#include "config/gotemplate/go_template.hpp"
 
 #include <fmt/format.h>
 

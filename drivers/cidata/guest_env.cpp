@@ -1,10 +1,10 @@
 // etc_environment variables (Lima's cidata.setupEnv) and the host facts the cidata reads.
 #include "drivers/cidata/cidata_detail.hpp"
 
-#include "config/fs_util.hpp"
-#include "config/go_format.hpp"
-#include "config/host_info.hpp"
-#include "config/log.hpp"
+#include "config/util/fs_util.hpp"
+#include "config/util/go_format.hpp"
+#include "config/limayaml/host_info.hpp"
+#include "config/util/log.hpp"
 
 #include <fmt/format.h>
 

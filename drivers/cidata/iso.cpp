@@ -1,8 +1,8 @@
 // cidata.iso with libisofs: ISO9660 level 3, Rock Ridge (names and modes), optional Joliet.
 #include "drivers/cidata/cidata.hpp"
 
-#include "config/fs_util.hpp"
-#include "config/go_format.hpp"
+#include "config/util/fs_util.hpp"
+#include "config/util/go_format.hpp"
 
 #include <fmt/format.h>
 // libisofs carries its own copy of libburn's struct burn_source; we do not use libburn.

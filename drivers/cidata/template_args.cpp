@@ -2,12 +2,12 @@
 #include "drivers/cidata/cidata.hpp"
 #include "drivers/cidata/cidata_detail.hpp"
 
-#include "config/defaults_detail.hpp"
-#include "config/fs_util.hpp"
-#include "config/identity.hpp"
-#include "config/log.hpp"
-#include "config/names.hpp"
-#include "config/sizes.hpp"
+#include "config/limayaml/defaults_detail.hpp"
+#include "config/util/fs_util.hpp"
+#include "config/store/identity.hpp"
+#include "config/util/log.hpp"
+#include "config/util/names.hpp"
+#include "config/util/sizes.hpp"
 
 #include <fmt/format.h>
 #include <openssl/sha.h>

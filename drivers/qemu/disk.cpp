@@ -1,11 +1,11 @@
 #include "drivers/qemu/disk.hpp"
 
-#include "config/go_format.hpp"
-#include "config/log.hpp"
-#include "config/sizes.hpp"
+#include "config/util/go_format.hpp"
+#include "config/util/log.hpp"
+#include "config/util/sizes.hpp"
 #include "drivers/driver.hpp"
 #include "drivers/instance_files.hpp"
-#include "config/subprocess.hpp"
+#include "config/util/subprocess.hpp"
 
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>

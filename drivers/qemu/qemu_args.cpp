@@ -1,11 +1,11 @@
 #include "drivers/qemu/qemu_args.hpp"
 
-#include "config/defaults_detail.hpp"
-#include "config/go_format.hpp"
-#include "config/host_info.hpp"
-#include "config/sizes.hpp"
+#include "config/limayaml/defaults_detail.hpp"
+#include "config/util/go_format.hpp"
+#include "config/limayaml/host_info.hpp"
+#include "config/util/sizes.hpp"
 #include "drivers/instance_files.hpp"
-#include "config/subprocess.hpp"
+#include "config/util/subprocess.hpp"
 
 #include <fmt/format.h>
 #include <openssl/sha.h>

@@ -1,6 +1,6 @@
 #pragma once
 
-#include "config/lima_yaml.hpp"
+#include "config/limayaml/lima_yaml.hpp"
 #include "drivers/driver.hpp"
 
 #include <map>

@@ -1,7 +1,7 @@
 #include "drivers/qemu/qemu_driver.hpp"
 
-#include "config/fs_util.hpp"
-#include "config/validate.hpp"
+#include "config/util/fs_util.hpp"
+#include "config/limayaml/validate.hpp"
 #include "drivers/instance_files.hpp"
 #include "drivers/qemu/disk.hpp"
 

@@ -3,7 +3,7 @@
 // Test support for the control server: a scratch $LIMA_HOME, an io thread, a scriptable
 // handler, and a raw POSIX peer for speaking broken protocol at the server.
 
-#include "actors/control_server.hpp"
+#include "actors/control/control_server.hpp"
 #include "messages/control_protocol.hpp"
 
 #include <utility>

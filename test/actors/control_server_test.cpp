@@ -1,5 +1,5 @@
-#include "actors/control_server.hpp"
-#include "cli/supervisor_client.hpp"
+#include "actors/control/control_server.hpp"
+#include "cli/supervisor/supervisor_client.hpp"
 #include "test/actors/control_server_fixture.hpp"
 
 #include <sys/stat.h>

@@ -4,7 +4,7 @@
 // same typed interfaces as the real ones (VAST's mock style), recording what happens to them in
 // a shared recorder the test reads.
 
-#include "actors/instance_supervisor.hpp"
+#include "actors/supervisor/instance_supervisor.hpp"
 #include "messages/actors.hpp"
 
 #include <cstdint>

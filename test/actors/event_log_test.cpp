@@ -1,4 +1,4 @@
-#include "actors/event_log.hpp"
+#include "actors/events/event_log.hpp"
 
 #include "test/actors/caf_fixture.hpp"
 

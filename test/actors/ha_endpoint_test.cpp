@@ -1,5 +1,5 @@
-#include "actors/event_log.hpp"
-#include "actors/ha_endpoint.hpp"
+#include "actors/events/event_log.hpp"
+#include "actors/events/ha_endpoint.hpp"
 
 #include "test/actors/caf_fixture.hpp"
 

@@ -1,4 +1,4 @@
-#include "actors/instance_supervisor.hpp"
+#include "actors/supervisor/instance_supervisor.hpp"
 
 #include "test/actors/caf_fixture.hpp"
 #include "test/actors/doubles.hpp"

@@ -2,9 +2,9 @@
 // scheduler. The data plane is a double (it records calls; the test plays the engine's callbacks),
 // the host listeners are real sockets, and the link connects to a real UNIX socket.
 
-#include "actors/port_forward_manager.hpp"
+#include "actors/ports/port_forward_manager.hpp"
 
-#include "actors/port_forward_rules.hpp"
+#include "actors/ports/port_forward_rules.hpp"
 #include "test/actors/caf_fixture.hpp"
 
 #include <caf/all.hpp>

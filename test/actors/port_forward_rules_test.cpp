@@ -1,7 +1,7 @@
 // The port-forward rule engine against the behaviour table of runtime §7.3 and the effective rule
 // list of §7.2.
 
-#include "actors/port_forward_rules.hpp"
+#include "actors/ports/port_forward_rules.hpp"
 
 #include <gtest/gtest.h>
 

@@ -1,7 +1,7 @@
 // Re-adoption decisions against recorded process facts (no processes involved), and the /proc
 // and pid file readers against this test process itself.
 
-#include "actors/process_identity.hpp"
+#include "actors/vm/process_identity.hpp"
 
 #include <gtest/gtest.h>
 

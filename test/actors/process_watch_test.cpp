@@ -1,6 +1,6 @@
 // spawn_in_session and process_watch with real processes on a real io thread.
 
-#include "actors/process_watch.hpp"
+#include "actors/vm/process_watch.hpp"
 
 #include "test/actors/io_test_util.hpp"
 #include "test/actors/qemu_fixture.hpp"

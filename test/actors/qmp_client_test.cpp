@@ -1,9 +1,9 @@
 // The QMP client against a real QEMU (TCG, `-M none`) and against scripted fake servers for
 // what QEMU does not do on demand (no greeting, late replies).
 
-#include "actors/qmp_client.hpp"
+#include "actors/vm/qmp_client.hpp"
 
-#include "actors/process_watch.hpp"
+#include "actors/vm/process_watch.hpp"
 #include "test/actors/io_test_util.hpp"
 #include "test/actors/qemu_fixture.hpp"
 

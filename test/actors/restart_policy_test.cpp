@@ -1,4 +1,4 @@
-#include "actors/restart_policy.hpp"
+#include "actors/supervisor/restart_policy.hpp"
 
 #include <gtest/gtest.h>
 

@@ -1,6 +1,6 @@
-#include "actors/root_supervisor.hpp"
+#include "actors/supervisor/root_supervisor.hpp"
 
-#include "actors/instance_supervisor.hpp"
+#include "actors/supervisor/instance_supervisor.hpp"
 #include "test/actors/caf_fixture.hpp"
 #include "test/actors/doubles.hpp"
 

@@ -4,9 +4,9 @@
 // bounded; sshd and its session processes are killed in teardown.
 
 #include "actors/io_thread.hpp"
-#include "actors/ssh_keys.hpp"
-#include "actors/ssh_master.hpp"
-#include "config/identity.hpp"
+#include "actors/ssh/ssh_keys.hpp"
+#include "actors/ssh/ssh_master.hpp"
+#include "config/store/identity.hpp"
 #include "test/actors/sshd_fixture.hpp"
 #include "test/guest/net_helpers.hpp"
 

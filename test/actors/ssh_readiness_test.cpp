@@ -1,4 +1,4 @@
-#include "actors/ssh_readiness.hpp"
+#include "actors/ssh/ssh_readiness.hpp"
 
 #include <gtest/gtest.h>
 

@@ -1,6 +1,6 @@
 #include "test/actors/sshd_fixture.hpp"
 
-#include "config/identity.hpp"
+#include "config/store/identity.hpp"
 
 #include <arpa/inet.h>
 #include <csignal>

@@ -3,10 +3,10 @@
 // real io thread. Integration tests of process handling: every wait is bounded, and the scratch
 // instance kills any process that mentions it when a test ends.
 
-#include "actors/vm_process.hpp"
+#include "actors/vm/vm_process.hpp"
 
 #include "actors/io_thread.hpp"
-#include "actors/process_identity.hpp"
+#include "actors/vm/process_identity.hpp"
 #include "test/actors/qemu_fixture.hpp"
 
 #include <caf/all.hpp>

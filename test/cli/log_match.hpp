@@ -1,6 +1,6 @@
 #pragma once
 
-#include "config/go_format.hpp"
+#include "config/util/go_format.hpp"
 
 #include <string>
 #include <sys/stat.h>

@@ -1,4 +1,4 @@
-#include "cli/supervisor_client.hpp"
+#include "cli/supervisor/supervisor_client.hpp"
 #include "test/actors/control_server_fixture.hpp"
 
 #include <sys/socket.h>

@@ -1,8 +1,8 @@
 // Builtin defaults (§9), precedence (§10.2), template expansion and the load pipeline (§10.1),
 // all against a fake host.
 
-#include "config/defaults_detail.hpp"
-#include "config/lima_yaml_load.hpp"
+#include "config/limayaml/defaults_detail.hpp"
+#include "config/limayaml/lima_yaml_load.hpp"
 
 #include "test/config/lima_yaml_test_support.hpp"
 

@@ -1,7 +1,7 @@
 // The download cache (cli spec §13) and image preparation (§13.4) against a local HTTP server.
 
-#include "config/download_cache.hpp"
-#include "config/log.hpp"
+#include "config/download/download_cache.hpp"
+#include "config/util/log.hpp"
 
 #include "test/config/http_test_server.hpp"
 #include "test/config/lima_yaml_test_support.hpp"

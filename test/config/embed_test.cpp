@@ -1,5 +1,5 @@
-#include "config/embed.hpp"
-#include "config/yaml_json.hpp"
+#include "config/template_store/embed.hpp"
+#include "config/yq/yaml_json.hpp"
 
 #include "template_test_util.hpp"
 

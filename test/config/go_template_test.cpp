@@ -1,4 +1,4 @@
-#include "config/go_template.hpp"
+#include "config/gotemplate/go_template.hpp"
 
 #include <gtest/gtest.h>
 

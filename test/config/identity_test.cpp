@@ -1,5 +1,5 @@
-#include "config/fs_util.hpp"
-#include "config/identity.hpp"
+#include "config/util/fs_util.hpp"
+#include "config/store/identity.hpp"
 
 #include <cstdio>
 #include <cstdlib>

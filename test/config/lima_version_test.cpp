@@ -1,4 +1,4 @@
-#include "config/lima_version.hpp"
+#include "config/limayaml/lima_version.hpp"
 
 #include <gtest/gtest.h>
 

@@ -1,6 +1,6 @@
 // Decoding (yaml.v3 error texts, non-strict warning) and encoding (key order, omitempty).
 
-#include "config/lima_yaml_load.hpp"
+#include "config/limayaml/lima_yaml_load.hpp"
 
 #include "test/config/lima_yaml_test_support.hpp"
 

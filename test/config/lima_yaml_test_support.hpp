@@ -1,8 +1,8 @@
 #pragma once
 
-#include "config/host_info.hpp"
-#include "config/lima_yaml_load.hpp"
-#include "config/log.hpp"
+#include "config/limayaml/host_info.hpp"
+#include "config/limayaml/lima_yaml_load.hpp"
+#include "config/util/log.hpp"
 
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>

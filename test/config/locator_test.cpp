@@ -1,4 +1,4 @@
-#include "config/locator.hpp"
+#include "config/template_store/locator.hpp"
 
 #include "template_test_util.hpp"
 

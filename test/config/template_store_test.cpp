@@ -1,4 +1,4 @@
-#include "config/template_store.hpp"
+#include "config/template_store/template_store.hpp"
 
 #include "template_test_util.hpp"
 

@@ -1,6 +1,6 @@
-#include "config/go_format.hpp"
-#include "config/names.hpp"
-#include "config/sizes.hpp"
+#include "config/util/go_format.hpp"
+#include "config/util/names.hpp"
+#include "config/util/sizes.hpp"
 
 #include <gtest/gtest.h>
 

@@ -1,4 +1,4 @@
-#include "config/validate.hpp"
+#include "config/limayaml/validate.hpp"
 
 #include <gtest/gtest.h>
 

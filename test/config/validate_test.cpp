@@ -1,6 +1,6 @@
-#include "config/go_format.hpp"
-#include "config/lima_yaml_load.hpp"
-#include "config/validate.hpp"
+#include "config/util/go_format.hpp"
+#include "config/limayaml/lima_yaml_load.hpp"
+#include "config/limayaml/validate.hpp"
 
 #include <gtest/gtest.h>
 

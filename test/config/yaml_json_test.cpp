@@ -1,4 +1,4 @@
-#include "config/yaml_json.hpp"
+#include "config/yq/yaml_json.hpp"
 
 #include <gtest/gtest.h>
 #include <yaml-cpp/yaml.h>

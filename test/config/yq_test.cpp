@@ -1,6 +1,6 @@
-#include "config/yq.hpp"
+#include "config/yq/yq.hpp"
 
-#include "config/yaml_json.hpp"
+#include "config/yq/yaml_json.hpp"
 
 #include <gtest/gtest.h>
 

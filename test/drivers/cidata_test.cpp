@@ -3,8 +3,8 @@
 
 #include "drivers/cidata/cidata.hpp"
 
-#include "config/lima_yaml_load.hpp"
-#include "config/yaml_json.hpp"
+#include "config/limayaml/lima_yaml_load.hpp"
+#include "config/yq/yaml_json.hpp"
 
 #include "test/config/lima_yaml_test_support.hpp"
 

@@ -3,7 +3,7 @@
 #include "drivers/driver.hpp"
 #include "drivers/disk_lock.hpp"
 #include "drivers/qemu/disk.hpp"
-#include "config/subprocess.hpp"
+#include "config/util/subprocess.hpp"
 
 #include "test/config/lima_yaml_test_support.hpp"
 

@@ -1,8 +1,8 @@
 /// drivers::prepare_instance against a scratch LIMA_HOME and a local raw image: every file the
 /// VM needs is written and the command line points at them. No VM is started.
 
-#include "config/fs_util.hpp"
-#include "config/subprocess.hpp"
+#include "config/util/fs_util.hpp"
+#include "config/util/subprocess.hpp"
 #include "drivers/instance_prepare.hpp"
 
 #include <algorithm>

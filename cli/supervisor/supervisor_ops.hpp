@@ -1,0 +1,55 @@
+#pragma once
+
+#include "config/store/store.hpp"
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+/// limactl operations that go through the calima supervisor: start, stop, the statuses for
+/// `list`, and the SSH command of `shell`.
+namespace calima::cli {
+
+/// Go's time.ParseDuration for the forms limactl takes (`10m0s`, `90s`, `1h30m`, `0`), in
+/// milliseconds. Throws cli_error `time: invalid duration "x"`.
+int64_t parse_go_duration_ms(const std::string& text);
+
+/// `limactl start NAME` for an existing instance: starts the supervisor when needed, streams
+/// progress as Lima prints it (`SSH Local Port: N`, errors, restarts), ends with READY and the
+/// instance's message, or throws cli_error with the reason.
+void start_instance(const std::string& name, int64_t timeout_ms);
+
+/// Graceful stop through the supervisor (QMP power-down); throws cli_error.
+void stop_instance(const std::string& name);
+
+/// What the supervisor reports about the instances it manages (name → status), or nullopt when
+/// no supervisor runs and none was started. With `start_if_vms_run`, a supervisor is started
+/// when some instance still has a live VM process (re-adoption after a supervisor crash).
+struct supervised_status {
+  std::string status; ///< Lima's: Running, Stopped, Broken
+  int64_t ssh_local_port = 0;
+  int64_t vm_pid = 0;
+  std::vector<std::string> errors;
+  std::vector<store::active_forward> forwards;
+  std::string forwarder;
+};
+std::optional<std::map<std::string, supervised_status>>
+supervisor_statuses(const std::vector<std::string>& names, bool start_if_vms_run);
+
+/// Overlays the supervisor's view on instances inspected from disk.
+void apply_supervised(store::instance& inst, const supervised_status& s);
+
+/// `limactl shell` into a running instance: execs OpenSSH with Lima's options (runtime §6.5).
+/// Returns only on failure to exec (throws cli_error).
+[[noreturn]] void exec_ssh_shell(const store::instance& inst, const std::vector<std::string>& command,
+                                 const std::string& workdir, const std::string& shell);
+
+/// `limactl debug fault INSTANCE COMPONENT KIND`.
+void inject_fault(const std::string& instance, const std::string& component, const std::string& kind);
+
+/// `limactl supervisor stop`: stops every instance and the supervisor.
+void shutdown_supervisor();
+
+} // namespace calima::cli
