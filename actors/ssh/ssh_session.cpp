@@ -363,14 +363,21 @@ struct ssh_session::impl : std::enable_shared_from_this<impl> {
     });
   }
 
-  /// While warming: writes the first probe and waits for its echo (then ready). A channel that
-  /// ends first ran no `cat` (none in the guest?): it is retired and, while connecting, the
-  /// session goes on without probes.
+  /// While warming: writes the first probe and waits for its echo (then ready).
   step step_warm() {
     auto w = step_probe();
     if (w == step::fatal)
       return w;
-    char buf[64];
+    auto r = read_echo();
+    return r == step::blocked ? w : r;
+  }
+
+  /// Reads the control channel: any byte is an echo that answers the probe out (and ends
+  /// warming). EOF retires the channel: the guest's `cat` ended (the next keepalive tick opens
+  /// another), or never ran (none in the guest?: while connecting, the session then goes on
+  /// without probes).
+  step read_echo() {
+    char buf[1024];
     auto n = libssh2_channel_read_ex(control, 0, buf, sizeof(buf));
     if (n > 0) {
       cs = ctl::ready;
@@ -389,7 +396,7 @@ struct ssh_session::impl : std::enable_shared_from_this<impl> {
         ctl_refused = true;
       return step::progress;
     }
-    return w;
+    return step::blocked;
   }
 
   /// Hands the control channel to `retiring` (closed and freed without blocking).
@@ -502,25 +509,7 @@ struct ssh_session::impl : std::enable_shared_from_this<impl> {
       return step_warm();
     if (cs != ctl::ready)
       return step::blocked;
-    char buf[1024];
-    auto n = libssh2_channel_read_ex(control, 0, buf, sizeof(buf));
-    if (n > 0) {
-      if (probe_written) {
-        probe_out = false;
-        probe_written = false;
-        missed = 0;
-      }
-      return step::progress;
-    }
-    if (n < 0 && !is_retry(static_cast<int>(n)) && is_session_fatal(static_cast<int>(n))) {
-      fatal = "connection to " + where() + ": " + last_error(s);
-      return step::fatal;
-    }
-    if (libssh2_channel_eof(control) != 0) {
-      retire_control(); // the echo ended in the guest; the next keepalive tick reopens it
-      return step::progress;
-    }
-    return step::blocked;
+    return read_echo();
   }
 
   // -- commands -------------------------------------------------------------------------------

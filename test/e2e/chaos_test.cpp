@@ -30,29 +30,6 @@ using namespace std::chrono_literals;
 
 namespace {
 
-int connect_port(int port) {
-  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  sockaddr_in sa{};
-  sa.sin_family = AF_INET;
-  sa.sin_port = htons(static_cast<uint16_t>(port));
-  sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  if (::connect(fd, reinterpret_cast<sockaddr*>(&sa), sizeof sa) != 0) {
-    ::close(fd);
-    return -1;
-  }
-  timeval tv{5, 0};
-  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-  return fd;
-}
-
-bool listening(int port) {
-  int fd = connect_port(port);
-  if (fd < 0)
-    return false;
-  ::close(fd);
-  return true;
-}
-
 /// One line through a fresh connection to a guest `nc -ll -e cat`.
 bool echoes(int port, const std::string& line) {
   int fd = connect_port(port);

@@ -13,6 +13,10 @@
 #include <string>
 #include <thread>
 #include <unistd.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <sys/time.h>
 
 namespace calima::test {
 
@@ -94,6 +98,31 @@ protected:
 
   limactl_runner lc;
 };
+
+/// A TCP connection to 127.0.0.1:`port` (5 s read timeout), -1 when refused.
+inline int connect_port(int port) {
+  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in sa{};
+  sa.sin_family = AF_INET;
+  sa.sin_port = htons(static_cast<uint16_t>(port));
+  sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&sa), sizeof sa) != 0) {
+    ::close(fd);
+    return -1;
+  }
+  timeval tv{5, 0};
+  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  return fd;
+}
+
+/// Something accepts connections on 127.0.0.1:`port`.
+inline bool listening(int port) {
+  int fd = connect_port(port);
+  if (fd < 0)
+    return false;
+  ::close(fd);
+  return true;
+}
 
 inline bool contains(const std::string& hay, const std::string& needle) {
   return hay.find(needle) != std::string::npos;

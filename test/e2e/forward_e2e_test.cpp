@@ -25,21 +25,6 @@ using namespace std::chrono_literals;
 
 namespace {
 
-int connect_port(int port) {
-  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  sockaddr_in sa{};
-  sa.sin_family = AF_INET;
-  sa.sin_port = htons(static_cast<uint16_t>(port));
-  sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  if (::connect(fd, reinterpret_cast<sockaddr*>(&sa), sizeof sa) != 0) {
-    ::close(fd);
-    return -1;
-  }
-  timeval tv{5, 0};
-  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-  return fd;
-}
-
 int connect_unix(const std::string& path) {
   int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
   sockaddr_un sa{};
@@ -101,14 +86,6 @@ std::string udp_round_trip(int port, const std::string& msg) {
   ssize_t n = ::recv(fd, buf, sizeof buf, 0);
   ::close(fd);
   return n > 0 ? std::string(buf, static_cast<size_t>(n)) : "";
-}
-
-bool listening(int port) {
-  int fd = connect_port(port);
-  if (fd < 0)
-    return false;
-  ::close(fd);
-  return true;
 }
 
 /// Every UNIX socket below `dir`, recursively.
