@@ -25,6 +25,12 @@ bool is_session_fatal(int rc);
 /// is out; its owner re-runs in the same kick): try again later.
 bool is_retry(int rc);
 
+/// Socket errors during the handshake mean "try again": the server was not there (yet).
+bool is_transient_handshake(int rc);
+
+/// OpenSSH's name of a libssh2 host key type (`ssh-ed25519`, ...), "unknown" for others.
+const char* hostkey_type_name(int type);
+
 /// What one pass over a pending operation achieved.
 enum class step { done, progress, blocked, fatal };
 

@@ -50,33 +50,6 @@ void init_libssh2() {
   std::call_once(once, [] { libssh2_init(0); });
 }
 
-/// Socket errors during the handshake mean "try again": the server was not there (yet).
-bool is_transient_handshake(int rc) {
-  switch (rc) {
-    case LIBSSH2_ERROR_SOCKET_NONE:
-    case LIBSSH2_ERROR_BANNER_RECV:
-    case LIBSSH2_ERROR_BANNER_SEND:
-    case LIBSSH2_ERROR_SOCKET_SEND:
-    case LIBSSH2_ERROR_SOCKET_DISCONNECT:
-    case LIBSSH2_ERROR_SOCKET_TIMEOUT:
-    case LIBSSH2_ERROR_SOCKET_RECV:
-    case LIBSSH2_ERROR_TIMEOUT: return true;
-    default: return false;
-  }
-}
-
-const char* hostkey_type_name(int type) {
-  switch (type) {
-    case LIBSSH2_HOSTKEY_TYPE_RSA: return "ssh-rsa";
-    case LIBSSH2_HOSTKEY_TYPE_DSS: return "ssh-dss";
-    case LIBSSH2_HOSTKEY_TYPE_ECDSA_256: return "ecdsa-sha2-nistp256";
-    case LIBSSH2_HOSTKEY_TYPE_ECDSA_384: return "ecdsa-sha2-nistp384";
-    case LIBSSH2_HOSTKEY_TYPE_ECDSA_521: return "ecdsa-sha2-nistp521";
-    case LIBSSH2_HOSTKEY_TYPE_ED25519: return "ssh-ed25519";
-    default: return "unknown";
-  }
-}
-
 std::string seconds_text(std::chrono::milliseconds d) {
   std::ostringstream out;
   out << static_cast<double>(d.count()) / 1000.0 << "s";
