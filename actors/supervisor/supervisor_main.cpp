@@ -31,6 +31,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <fcntl.h>
+#include <sys/resource.h>
 #include <fmt/format.h>
 #include <future>
 #include <string>
@@ -114,6 +115,13 @@ int main(int argc, char** argv) {
   } catch (const std::exception& e) {
     log::fatal_line(e.what());
     return 1;
+  }
+  // Every forwarded connection is a descriptor here: raise the soft limit to the hard one, as
+  // Lima's host agent does (runtime §4.3).
+  rlimit nofile{};
+  if (::getrlimit(RLIMIT_NOFILE, &nofile) == 0 && nofile.rlim_cur < nofile.rlim_max) {
+    nofile.rlim_cur = nofile.rlim_max;
+    ::setrlimit(RLIMIT_NOFILE, &nofile);
   }
   // CAF reads caf-application.ini from the working directory (caf-stack.md §8.15).
   if (::chdir("/") != 0)

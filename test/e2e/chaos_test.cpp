@@ -11,6 +11,7 @@
 #include <dirent.h>
 #include <netinet/in.h>
 #include <sys/mount.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/time.h>
 #include <sys/wait.h>
@@ -490,6 +491,10 @@ TEST_F(chaos, a_thousand_connections_survive_a_forwarder_crash) {
   ASSERT_TRUE(eventually(10s, [&] { return echoes(18090, "ready\n"); }));
 
   constexpr int n = 1000;
+  rlimit lim{};
+  ::getrlimit(RLIMIT_NOFILE, &lim); // 1,000 sockets sit close to the usual soft limit of 1,024
+  lim.rlim_cur = lim.rlim_max;
+  ::setrlimit(RLIMIT_NOFILE, &lim);
   std::vector<int> fds;
   for (int i = 0; i < n; ++i) {
     int fd = connect_port(18090);
