@@ -319,8 +319,8 @@ std::vector<int> pids_with(const std::string& needle) {
 } // namespace
 
 /// kill -9 of QEMU: with the default policy the instance goes Broken with the reason (and
-/// `limactl shell` says so); with `calima.vmRestart: permanent` (set by `limactl edit`, so the
-/// new run's policy applies) the VM boots again.
+/// `limactl shell` says so); with `calima.vmRestart: permanent` or `transient` (set by `limactl
+/// edit`, so the new run's policy applies) the VM boots again; a guest poweroff stops it.
 TEST_F(chaos, a_killed_qemu_follows_the_vm_restart_policy) {
   auto r = lc.run({"start", "--tty=false", "template:test"});
   ASSERT_EQ(r.status, 0) << r.err;
@@ -343,23 +343,36 @@ TEST_F(chaos, a_killed_qemu_follows_the_vm_restart_policy) {
   EXPECT_TRUE(contains(r.err, "got `Broken` (maybe use `limactl stop -f`?)")) << r.err;
   r = lc.run({"stop", "--force", "test"});
   ASSERT_EQ(r.status, 0) << r.err;
-  r = lc.run({"edit", "test", "--set", ".calima.vmRestart = \"permanent\""});
-  ASSERT_EQ(r.status, 0) << r.err;
-  r = lc.run({"start", "--tty=false", "test"});
-  ASSERT_EQ(r.status, 0) << r.err;
+  for (const char* policy : {"permanent", "transient"}) {
+    r = lc.run({"edit", "test", "--set", std::string(".calima.vmRestart = \"") + policy + "\""});
+    ASSERT_EQ(r.status, 0) << r.err;
+    r = lc.run({"start", "--tty=false", "test"});
+    ASSERT_EQ(r.status, 0) << r.err;
+    qemu = read_pid(dir + "/qemu.pid");
+    ASSERT_TRUE(alive(qemu));
+    auto t0 = std::chrono::steady_clock::now();
+    ::kill(qemu, SIGKILL);
+    ASSERT_TRUE(eventually(90s, [&] {
+      int now = read_pid(dir + "/qemu.pid");
+      return now != qemu && alive(now) &&
+             lc.run({"ls", "--format", "{{.Status}}", "test"}).out == "Running\n" &&
+             lc.run({"shell", "test", "true"}).status == 0;
+    })) << events();
+    std::fprintf(stderr, "[chaos] kill -9 QEMU (vmRestart %s): running again after %.1f s\n",
+                 policy, seconds_since(t0));
+    EXPECT_TRUE(contains(events(), "\"restart\":{\"component\":\"vm\"")) << events();
+    if (std::string(policy) == "transient")
+      break;
+    r = lc.run({"stop", "test"});
+    ASSERT_EQ(r.status, 0) << r.err;
+  }
+  // A guest that powers itself off ends the run under any policy: Stopped, not restarted.
   qemu = read_pid(dir + "/qemu.pid");
-  ASSERT_TRUE(alive(qemu));
-  auto t0 = std::chrono::steady_clock::now();
-  ::kill(qemu, SIGKILL);
-  ASSERT_TRUE(eventually(90s, [&] {
-    int now = read_pid(dir + "/qemu.pid");
-    return now != qemu && alive(now) &&
-           lc.run({"ls", "--format", "{{.Status}}", "test"}).out == "Running\n" &&
-           lc.run({"shell", "test", "true"}).status == 0;
+  lc.run({"shell", "test", "sudo", "poweroff"});
+  EXPECT_TRUE(eventually(60s, [&] {
+    return !alive(qemu) && lc.run({"ls", "--format", "{{.Status}}", "test"}).out == "Stopped\n";
   })) << events();
-  std::fprintf(stderr, "[chaos] kill -9 QEMU (vmRestart permanent): running again after %.1f s\n",
-               seconds_since(t0));
-  EXPECT_TRUE(contains(events(), "\"restart\":{\"component\":\"vm\"")) << events();
+  EXPECT_FALSE(alive(read_pid(dir + "/qemu.pid")));
 }
 
 /// kill -9 of the supervisor while `limactl start` is booting the VM: the next `limactl start`
