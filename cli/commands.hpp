@@ -21,5 +21,6 @@ void register_disk(CLI::App& root);          // disk create|list|delete|unlock|r
 void register_prune(CLI::App& root);
 void register_factory_reset(CLI::App& root);
 void register_show_ssh(CLI::App& root);
+void register_copy(CLI::App& root);           // copy / cp
 
 } // namespace calima::cli

@@ -175,6 +175,7 @@ int main(int argc, char** argv) {
   register_prune(root);
   register_factory_reset(root);
   register_show_ssh(root);
+  register_copy(root);
 
   auto args = stop_flags_after_shell_instance({argv + 1, argv + argc});
   try {

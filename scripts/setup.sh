@@ -10,8 +10,8 @@ packages=(
   libcaf-dev libyaml-cpp-dev libboost-dev libssl-dev libssh2-1-dev libfmt-dev
   libgtest-dev libgmock-dev libcli11-dev nlohmann-json3-dev libcurl4-openssl-dev
   libisofs-dev libjq-dev
-  # runtime tools
-  qemu-utils openssh-client
+  # runtime tools (rsync: `limactl copy --backend=rsync`, as Lima)
+  qemu-utils openssh-client rsync
   # the SSH master's tests run a real sshd (test/actors/sshd_fixture.hpp)
   openssh-server
   # the VM itself: QEMU for x86_64 guests and its UEFI firmware (drivers/qemu)

@@ -17,15 +17,6 @@ namespace calima::cli {
 
 namespace {
 
-/// Inspection from disk with the supervisor's view on top (it owns running instances).
-store::instance inspect_live(const std::string& name) {
-  auto inst = store::inspect(name);
-  if (auto live = supervisor_statuses({name}, true))
-    if (auto it = live->find(name); it != live->end())
-      apply_supervised(inst, it->second);
-  return inst;
-}
-
 void run_stop(std::vector<std::string> names, bool force) {
   check_args(names, 0, -1, "limactl stop", "limactl stop INSTANCE", "Stop an instance");
   if (names.empty())

@@ -24,17 +24,6 @@ std::string shell_hint(const std::string& name) {
                            : fmt::format("Run `limactl shell {}` to open the shell.", name);
 }
 
-/// POSIX shell single-quoting.
-std::string shell_quote(const std::string& s) {
-  if (!s.empty() && s.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
-                                        "0123456789@%+=:,./-_") == std::string::npos)
-    return s;
-  std::string out = "'";
-  for (char c : s)
-    out += c == '\'' ? std::string("'\"'\"'") : std::string(1, c);
-  return out + "'";
-}
-
 /// Lima's event watcher (runtime §2.7) on the supervisor's stream.
 struct progress_printer {
   bool port_printed = false;
@@ -238,17 +227,52 @@ void apply_supervised(store::instance& inst, const supervised_status& s) {
   }
 }
 
-void exec_ssh_shell(const store::instance& inst, const std::vector<std::string>& command,
-                    const std::string& workdir, const std::string& shell) {
+std::string shell_quote(const std::string& s) {
+  if (!s.empty() && s.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                                        "0123456789@%+=:,./-_") == std::string::npos)
+    return s;
+  std::string out = "'";
+  for (char c : s)
+    out += c == '\'' ? std::string("'\"'\"'") : std::string(1, c);
+  return out + "'";
+}
+
+std::vector<std::string> ssh_option_args(const store::instance& inst) {
   if (!inst.config)
     throw cli_error(fmt::format("instance {} has no configuration", go_backquote(inst.name)));
-  const auto& cfg = *inst.config;
   std::vector<std::string> opts;
   try {
-    opts = ssh_options(store::lima_home(), inst.dir, cfg, inst.ssh_local_port);
+    opts = ssh_options(store::lima_home(), inst.dir, *inst.config, inst.ssh_local_port);
   } catch (const std::runtime_error& e) {
     throw cli_error(e.what());
   }
+  std::vector<std::string> out{"-F", "/dev/null"};
+  for (auto& o : opts) {
+    if (o.rfind("Hostname=", 0) == 0 || o.rfind("Port=", 0) == 0)
+      continue;
+    out.push_back("-o");
+    std::string v = o;
+    // The option list quotes values for ssh_config; on the command line ssh takes them raw.
+    auto eq = v.find('=');
+    if (eq != std::string::npos && v.size() > eq + 1 && v[eq + 1] == '"' && v.back() == '"')
+      v = v.substr(0, eq + 1) + v.substr(eq + 2, v.size() - eq - 3);
+    out.push_back(v);
+  }
+  return out;
+}
+
+store::instance inspect_live(const std::string& name) {
+  auto inst = store::inspect(name);
+  if (auto live = supervisor_statuses({name}, true))
+    if (auto it = live->find(name); it != live->end())
+      apply_supervised(inst, it->second);
+  return inst;
+}
+
+void exec_ssh_shell(const store::instance& inst, const std::vector<std::string>& command,
+                    const std::string& workdir, const std::string& shell) {
+  auto ssh_args = ssh_option_args(inst);
+  const auto& cfg = *inst.config;
   // §6.5: `<cd> ; exec <shell> -l [-c '<command>']`.
   std::string cd = workdir.empty() ? "false" : fmt::format("cd {} || exit 1", shell_quote(workdir));
   std::string sh = !shell.empty() ? shell_quote(shell)
@@ -262,18 +286,7 @@ void exec_ssh_shell(const store::instance& inst, const std::vector<std::string>&
     script += " -c " + shell_quote(joined);
   }
   auto argv = ssh_command();
-  argv.insert(argv.end(), {"-F", "/dev/null"});
-  for (auto& o : opts) {
-    if (o.rfind("Hostname=", 0) == 0 || o.rfind("Port=", 0) == 0)
-      continue;
-    argv.push_back("-o");
-    std::string v = o;
-    // The option list quotes values for ssh_config; on the command line ssh takes them raw.
-    auto eq = v.find('=');
-    if (eq != std::string::npos && v.size() > eq + 1 && v[eq + 1] == '"' && v.back() == '"')
-      v = v.substr(0, eq + 1) + v.substr(eq + 2, v.size() - eq - 3);
-    argv.push_back(v);
-  }
+  argv.insert(argv.end(), ssh_args.begin(), ssh_args.end());
   if (stdout_is_tty())
     argv.push_back("-t");
   argv.insert(argv.end(), {"-o", "LogLevel=ERROR", "-p", std::to_string(inst.ssh_local_port),

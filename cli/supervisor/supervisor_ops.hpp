@@ -41,6 +41,16 @@ supervisor_statuses(const std::vector<std::string>& names, bool start_if_vms_run
 /// Overlays the supervisor's view on instances inspected from disk.
 void apply_supervised(store::instance& inst, const supervised_status& s);
 
+/// POSIX shell single-quoting (`it's` → `'it'"'"'s'`; safe words stay bare).
+std::string shell_quote(const std::string& s);
+
+/// The ssh(1) arguments Lima uses for `inst` (`-F /dev/null` and `-o K=V` for every option of
+/// runtime §6.2 but the host and port). Throws cli_error.
+std::vector<std::string> ssh_option_args(const store::instance& inst);
+
+/// Inspection from disk with the supervisor's view on top (it owns running instances).
+store::instance inspect_live(const std::string& name);
+
 /// `limactl shell` into a running instance: execs OpenSSH with Lima's options (runtime §6.5).
 /// Returns only on failure to exec (throws cli_error).
 [[noreturn]] void exec_ssh_shell(const store::instance& inst, const std::vector<std::string>& command,

@@ -36,6 +36,34 @@ TEST_F(e2e, start_shell_fault_readopt_stop) {
   EXPECT_EQ(r.status, 0) << r.err;
   EXPECT_TRUE(contains(r.err, "The instance `test` is already running.")) << r.err;
 
+  // limactl copy / cp: host -> guest, guest -> host, a directory with -r, and Lima's errors.
+  auto scratch = lc.lima_home() + "/../copy";
+  ::mkdir(scratch.c_str(), 0700);
+  ::mkdir((scratch + "/tree").c_str(), 0700);
+  write_file(scratch + "/hello.txt", "hello-copy\n");
+  write_file(scratch + "/tree/a.txt", "in-a-tree\n");
+  r = lc.run({"cp", scratch + "/hello.txt", "test:/tmp/hello.txt"});
+  ASSERT_EQ(r.status, 0) << r.err;
+  EXPECT_EQ(lc.run({"shell", "test", "cat", "/tmp/hello.txt"}).out, "hello-copy\n");
+  r = lc.run({"copy", "test:/tmp/hello.txt", scratch + "/back.txt"});
+  ASSERT_EQ(r.status, 0) << r.err;
+  EXPECT_EQ(read_file(scratch + "/back.txt"), "hello-copy\n");
+  r = lc.run({"copy", "-r", scratch + "/tree", "test:/tmp/"});
+  ASSERT_EQ(r.status, 0) << r.err;
+  EXPECT_EQ(lc.run({"shell", "test", "cat", "/tmp/tree/a.txt"}).out, "in-a-tree\n");
+  r = lc.run({"copy", "test:/tmp/missing", scratch + "/x"});
+  EXPECT_NE(r.status, 0) << "scp's failure is limactl's";
+  r = lc.run({"copy", "--backend=foo", scratch + "/hello.txt", "test:/tmp/x"});
+  EXPECT_EQ(r.status, 1);
+  EXPECT_TRUE(contains(r.err, "invalid backend `foo`, must be one of: scp, rsync, auto")) << r.err;
+  r = lc.run({"copy", scratch + "/hello.txt", "nope:/tmp/x"});
+  EXPECT_EQ(r.status, 1);
+  EXPECT_TRUE(contains(r.err, "instance `nope` does not exist")) << r.err;
+  r = lc.run({"copy", "--backend=rsync", scratch + "/hello.txt", "test:/tmp/x"});
+  EXPECT_EQ(r.status, 1); // the busybox test guest has no rsync
+  EXPECT_TRUE(contains(r.err, "rsync not available on guest(s)") ||
+              contains(r.err, "rsync not found on host")) << r.err;
+
   auto dir = lc.lima_home() + "/test";
   int qemu = read_pid(dir + "/qemu.pid");
   ASSERT_TRUE(alive(qemu));
@@ -84,6 +112,9 @@ TEST_F(e2e, start_shell_fault_readopt_stop) {
   r = lc.run({"ls", "--format", "{{.Status}}", "test"});
   EXPECT_EQ(r.out, "Stopped\n") << r.err;
   EXPECT_TRUE(contains(read_file(dir + "/ha.stdout.log"), "{\"exiting\":true}"));
+  r = lc.run({"copy", scratch + "/hello.txt", "test:/tmp/x"});
+  EXPECT_EQ(r.status, 1);
+  EXPECT_TRUE(contains(r.err, "instance `test` is stopped, run `limactl start test`")) << r.err;
 }
 
 TEST_F(e2e, bad_inputs_fail_clearly_and_leave_no_vm) {
