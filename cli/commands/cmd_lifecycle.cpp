@@ -70,8 +70,7 @@ void run_restart(const std::vector<std::string>& args, bool force) {
 }
 
 void run_shell(std::vector<std::string> args, bool start, bool start_given,
-               const std::string& instance_flag, const std::string& workdir,
-               const std::string& shell) {
+               const std::string& instance_flag, const shell_options& options) {
   std::string name = instance_flag;
   std::vector<std::string> command = args;
   if (name.empty()) {
@@ -120,7 +119,7 @@ void run_shell(std::vector<std::string> args, bool start, bool start_given,
                                 go_backquote(name), go_backquote(store::to_string(inst.state)), why,
                                 name, name, name));
   }
-  exec_ssh_shell(inst, command, workdir, shell);
+  exec_ssh_shell(inst, command, options);
 }
 
 } // namespace
@@ -163,8 +162,11 @@ void register_lifecycle(CLI::App& root) {
     cmd->add_option("--sync", *sync, "Copy a host directory to the guest and vice-versa upon exit");
     cmd->add_flag("--reconnect", *reconnect, "Reconnect to the SSH session");
     cmd->add_flag("--preserve-env", *preserve, "Propagate environment variables to the shell");
-    set_action(cmd, [args, start, start_opt, instance, workdir, shell] {
-      run_shell(*args, *start, start_opt->count() > 0, *instance, *workdir, *shell);
+    set_action(cmd, [args, start, start_opt, instance, workdir, shell, sync, reconnect, preserve] {
+      if (!sync->empty())
+        throw cli_error("`limactl shell --sync` is not built in calima yet");
+      shell_options o{*workdir, *shell, *preserve, *reconnect};
+      run_shell(*args, *start, start_opt->count() > 0, *instance, o);
     });
   }
 }

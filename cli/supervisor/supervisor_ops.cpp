@@ -10,7 +10,17 @@
 #include <cerrno>
 #include <cstdlib>
 #include <fmt/format.h>
+#include <sys/wait.h>
+#include <sys/un.h>
+#include <sys/socket.h>
+#include <fcntl.h>
+#include <algorithm>
+#include <cctype>
+#include <climits>
+#include <pwd.h>
 #include <unistd.h>
+
+extern char** environ;
 
 namespace calima::cli {
 
@@ -269,22 +279,178 @@ store::instance inspect_live(const std::string& name) {
   return inst;
 }
 
-void exec_ssh_shell(const store::instance& inst, const std::vector<std::string>& command,
-                    const std::string& workdir, const std::string& shell) {
-  auto ssh_args = ssh_option_args(inst);
-  const auto& cfg = *inst.config;
-  // §6.5: `<cd> ; exec <shell> -l [-c '<command>']`.
-  std::string cd = workdir.empty() ? "false" : fmt::format("cd {} || exit 1", shell_quote(workdir));
-  std::string sh = !shell.empty() ? shell_quote(shell)
+namespace {
+
+std::string host_home() {
+  if (const char* h = std::getenv("HOME"); h != nullptr && *h != '\0')
+    return h;
+  if (auto* pw = ::getpwuid(::getuid()); pw != nullptr && pw->pw_dir != nullptr)
+    return pw->pw_dir;
+  return "/";
+}
+
+/// `path` lies in the host location of one of the instance's mounts.
+bool in_a_mount(const limayaml::lima_yaml& cfg, const std::string& path) {
+  for (auto& m : cfg.mounts) {
+    auto loc = m.location.value_or("");
+    if (loc == "~" || loc.rfind("~/", 0) == 0)
+      loc = host_home() + loc.substr(1);
+    while (loc.size() > 1 && loc.back() == '/')
+      loc.pop_back();
+    if (!loc.empty() && (path == loc || loc == "/" || path.rfind(loc + "/", 0) == 0))
+      return true;
+  }
+  return false;
+}
+
+/// Runtime §6.5's changeDir: the workdir, else the host's cwd when it is mounted (falling back
+/// to the host home), else the host home when it is mounted, else the guest's own home.
+std::string change_dir(const limayaml::lima_yaml& cfg, const std::string& workdir) {
+  if (!workdir.empty())
+    return fmt::format("cd {} || exit 1", shell_quote(workdir));
+  auto home = host_home();
+  char buf[PATH_MAX];
+  if (::getcwd(buf, sizeof buf) != nullptr && in_a_mount(cfg, buf))
+    return fmt::format("cd {} || cd {}", shell_quote(buf), shell_quote(home));
+  if (in_a_mount(cfg, home))
+    return fmt::format("cd {}", shell_quote(home));
+  return "false";
+}
+
+/// A name matches a pattern of the blocklist (`NAME`, or `PREFIX*`).
+bool env_matches(const std::string& name, const std::string& pattern) {
+  if (!pattern.empty() && pattern.back() == '*')
+    return name.rfind(pattern.substr(0, pattern.size() - 1), 0) == 0;
+  return name == pattern;
+}
+
+std::vector<std::string> split_commas(const std::string& s) {
+  std::vector<std::string> out;
+  size_t pos = 0;
+  while (pos <= s.size()) {
+    auto end = s.find(',', pos);
+    auto item = s.substr(pos, end == std::string::npos ? std::string::npos : end - pos);
+    if (!item.empty())
+      out.push_back(item);
+    if (end == std::string::npos)
+      break;
+    pos = end + 1;
+  }
+  return out;
+}
+
+} // namespace
+
+std::vector<std::string> preserved_env() {
+  std::vector<std::string> block = {"BASH*", "DISPLAY",   "DYLD_*",     "EUID",   "FPATH",
+                                    "GID",   "GROUP",     "HOME",       "HOSTNAME", "LD_*",
+                                    "LOGNAME", "OLDPWD",  "PATH",       "PWD",    "SHELL",
+                                    "SHLVL", "SSH_*",     "TERM",       "TERMINFO", "TMPDIR",
+                                    "UID",   "USER",      "XAUTHORITY", "XDG_*",  "ZDOTDIR",
+                                    "ZSH*",  "_*"};
+  if (const char* b = std::getenv("LIMA_SHELLENV_BLOCK"); b != nullptr && *b != '\0') {
+    std::string text = b;
+    if (text[0] == '+') {
+      auto more = split_commas(text.substr(1));
+      block.insert(block.end(), more.begin(), more.end());
+    } else {
+      block = split_commas(text);
+    }
+  }
+  std::vector<std::string> allow;
+  if (const char* a = std::getenv("LIMA_SHELLENV_ALLOW"))
+    allow = split_commas(a);
+  std::vector<std::string> out;
+  for (char** e = environ; *e != nullptr; ++e) {
+    std::string kv = *e;
+    auto eq = kv.find('=');
+    if (eq == std::string::npos || eq == 0)
+      continue;
+    auto name = kv.substr(0, eq);
+    bool blocked = false, allowed = false;
+    for (auto& p : block)
+      blocked |= env_matches(name, p);
+    for (auto& p : allow)
+      allowed |= env_matches(name, p);
+    if (!blocked || allowed)
+      out.push_back(kv);
+  }
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+std::string shell_script(const limayaml::lima_yaml& cfg, const std::vector<std::string>& command,
+                         const shell_options& o) {
+  std::string sh = !o.shell.empty() ? shell_quote(o.shell)
                    : cfg.user && cfg.user->shell ? shell_quote(*cfg.user->shell)
                                                  : std::string("\"$SHELL\"");
-  std::string script = cd + " ; exec " + sh + " -l";
+  std::string env;
+  if (o.preserve_env)
+    for (auto& kv : preserved_env())
+      env += " " + shell_quote(kv);
+  std::string script = change_dir(cfg, o.workdir) + " ; exec " +
+                       (env.empty() ? std::string() : "env" + env + " ") + sh + " -l";
   if (!command.empty()) {
+    // Leading NAME=VALUE words stay assignments (only the value is quoted).
     std::string joined;
-    for (auto& w : command)
-      joined += (joined.empty() ? "" : " ") + shell_quote(w);
+    bool leading = true;
+    for (auto& w : command) {
+      auto eq = w.find('=');
+      bool assignment = leading && eq != std::string::npos && eq > 0 &&
+                        w.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                                            "0123456789_") == eq &&
+                        !std::isdigit(static_cast<unsigned char>(w[0]));
+      leading = assignment;
+      auto word = assignment ? w.substr(0, eq + 1) + shell_quote(w.substr(eq + 1)) : shell_quote(w);
+      joined += (joined.empty() ? "" : " ") + word;
+    }
     script += " -c " + shell_quote(joined);
   }
+  return script;
+}
+
+void reconnect_master(const store::instance& inst) {
+  // `ssh -O exit` ends the ControlMaster `limactl shell` shares; a socket nobody serves any more
+  // is removed so that the next ssh makes a new master.
+  auto argv = ssh_command();
+  argv.insert(argv.end(), {"-F", inst.dir + "/ssh.config", "-O", "exit", "-p",
+                           std::to_string(inst.ssh_local_port), "lima-" + inst.name});
+  pid_t pid = ::fork();
+  if (pid == 0) {
+    int null = ::open("/dev/null", O_RDWR);
+    ::dup2(null, 0);
+    ::dup2(null, 1);
+    ::dup2(null, 2);
+    std::vector<char*> a;
+    for (auto& s : argv)
+      a.push_back(s.data());
+    a.push_back(nullptr);
+    ::execvp(a[0], a.data());
+    ::_exit(127);
+  }
+  int status = 0;
+  if (pid > 0)
+    ::waitpid(pid, &status, 0);
+  auto sock = inst.dir + "/ssh.sock";
+  int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_un sa{};
+  sa.sun_family = AF_UNIX;
+  std::snprintf(sa.sun_path, sizeof sa.sun_path, "%s", sock.c_str());
+  bool served = fd >= 0 && ::connect(fd, reinterpret_cast<sockaddr*>(&sa), sizeof sa) == 0;
+  if (fd >= 0)
+    ::close(fd);
+  if (!served && ::unlink(sock.c_str()) == 0)
+    log::info(fmt::format("Removed the stale ControlMaster socket {}", go_backquote(sock)));
+}
+
+void exec_ssh_shell(const store::instance& inst, const std::vector<std::string>& command,
+                    const shell_options& options) {
+  auto ssh_args = ssh_option_args(inst);
+  const auto& cfg = *inst.config;
+  if (options.reconnect)
+    reconnect_master(inst);
+  // §6.5: `<cd> ; exec [env K=V …] <shell> -l [-c '<command>']`.
+  auto script = shell_script(cfg, command, options);
   auto argv = ssh_command();
   argv.insert(argv.end(), ssh_args.begin(), ssh_args.end());
   if (stdout_is_tty())

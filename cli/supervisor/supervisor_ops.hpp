@@ -51,10 +51,27 @@ std::vector<std::string> ssh_option_args(const store::instance& inst);
 /// Inspection from disk with the supervisor's view on top (it owns running instances).
 store::instance inspect_live(const std::string& name);
 
+/// `limactl shell`'s flags that shape the command.
+struct shell_options {
+  std::string workdir;
+  std::string shell;
+  bool preserve_env = false;
+  bool reconnect = false;
+};
+
+/// The host environment `--preserve-env` passes on (`K=V`, sorted): everything but Lima's
+/// blocklist (`LIMA_SHELLENV_BLOCK` replaces it, or extends it with a leading `+`;
+/// `LIMA_SHELLENV_ALLOW` exempts names), runtime §6.5.
+std::vector<std::string> preserved_env();
+
+/// The remote script of runtime §6.5: `<changeDir> ; exec [env K=V …] <shell> -l [-c '<cmd>']`.
+std::string shell_script(const limayaml::lima_yaml& cfg, const std::vector<std::string>& command,
+                         const shell_options& o);
+
 /// `limactl shell` into a running instance: execs OpenSSH with Lima's options (runtime §6.5).
 /// Returns only on failure to exec (throws cli_error).
 [[noreturn]] void exec_ssh_shell(const store::instance& inst, const std::vector<std::string>& command,
-                                 const std::string& workdir, const std::string& shell);
+                                 const shell_options& options);
 
 /// `limactl debug fault INSTANCE COMPONENT KIND`.
 void inject_fault(const std::string& instance, const std::string& component, const std::string& kind);

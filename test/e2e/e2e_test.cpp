@@ -36,6 +36,21 @@ TEST_F(e2e, start_shell_fault_readopt_stop) {
   EXPECT_EQ(r.status, 0) << r.err;
   EXPECT_TRUE(contains(r.err, "The instance `test` is already running.")) << r.err;
 
+  // shell flags: --workdir, --preserve-env (Lima's blocklist keeps PATH out), --reconnect.
+  r = lc.run({"shell", "--workdir", "/tmp", "test", "pwd"});
+  EXPECT_EQ(r.out, "/tmp\n") << r.err;
+  lc.env["CALIMA_E2E_VAR"] = "from the host";
+  r = lc.run({"shell", "--preserve-env", "test", "sh", "-c", "echo \"$CALIMA_E2E_VAR\""});
+  EXPECT_EQ(r.out, "from the host\n") << r.err;
+  r = lc.run({"shell", "test", "sh", "-c", "echo \"[$CALIMA_E2E_VAR]\""});
+  EXPECT_EQ(r.out, "[]\n") << "passed on without --preserve-env";
+  lc.env.erase("CALIMA_E2E_VAR");
+  r = lc.run({"shell", "--reconnect", "test", "true"});
+  EXPECT_EQ(r.status, 0) << r.err;
+  r = lc.run({"shell", "--sync", ".", "test", "true"});
+  EXPECT_EQ(r.status, 1);
+  EXPECT_TRUE(contains(r.err, "not built")) << r.err;
+
   // limactl copy / cp: host -> guest, guest -> host, a directory with -r, and Lima's errors.
   auto scratch = lc.lima_home() + "/../copy";
   ::mkdir(scratch.c_str(), 0700);
