@@ -8,6 +8,7 @@
 #include "config/store/store.hpp"
 #include "config/util/go_format.hpp"
 #include "config/util/log.hpp"
+#include "config/util/subprocess.hpp"
 
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
@@ -18,7 +19,6 @@
 #include <cstdlib>
 #include <map>
 #include <sys/stat.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 namespace calima::cli {
@@ -36,45 +36,6 @@ copy_path parse_path(const std::string& arg) {
   if (colon == std::string::npos)
     return {"", arg};
   return {arg.substr(0, colon), arg.substr(colon + 1)};
-}
-
-/// The program `name` in $PATH, "" when absent.
-std::string find_program(const std::string& name) {
-  const char* path = std::getenv("PATH");
-  std::string dirs = path ? path : "/usr/bin:/bin";
-  size_t pos = 0;
-  while (pos <= dirs.size()) {
-    auto end = dirs.find(':', pos);
-    auto dir = dirs.substr(pos, end == std::string::npos ? std::string::npos : end - pos);
-    auto candidate = (dir.empty() ? std::string(".") : dir) + "/" + name;
-    if (::access(candidate.c_str(), X_OK) == 0)
-      return candidate;
-    if (end == std::string::npos)
-      break;
-    pos = end + 1;
-  }
-  return {};
-}
-
-/// Runs `argv` and returns its exit status (127 when it cannot run).
-int run_quiet(const std::vector<std::string>& argv) {
-  pid_t pid = ::fork();
-  if (pid == 0) {
-    int null = ::open("/dev/null", O_RDWR);
-    ::dup2(null, 0);
-    ::dup2(null, 1);
-    ::dup2(null, 2);
-    std::vector<char*> a;
-    for (auto& s : argv)
-      a.push_back(const_cast<char*>(s.c_str()));
-    a.push_back(nullptr);
-    ::execvp(a[0], a.data());
-    ::_exit(127);
-  }
-  int status = 0;
-  if (pid < 0 || ::waitpid(pid, &status, 0) < 0)
-    return 127;
-  return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
 }
 
 /// ssh(1) to `inst` running `command` (for `command -v rsync`).
@@ -153,12 +114,12 @@ void run_copy(const std::vector<std::string>& args, bool recursive, bool verbose
 
   // auto: rsync when the host has it, every guest involved has it, and not both ends remote.
   std::string tool = backend;
-  bool host_rsync = !find_program("rsync").empty();
+  bool host_rsync = find_executable("rsync").has_value();
   if (backend != "scp") {
     bool guests_rsync = true;
     if (host_rsync && !(backend == "auto" && both_remote))
       for (auto& [name, inst] : instances)
-        guests_rsync &= run_quiet(ssh_to(inst, "command -v rsync")) == 0;
+        guests_rsync &= run_process(ssh_to(inst, "command -v rsync")).ok();
     if (backend == "rsync") {
       if (!host_rsync)
         throw cli_error("rsync not found on host");
@@ -169,7 +130,7 @@ void run_copy(const std::vector<std::string>& args, bool recursive, bool verbose
     }
     tool = host_rsync && guests_rsync && !both_remote ? "rsync" : "scp";
   }
-  if (tool == "scp" && find_program("scp").empty())
+  if (tool == "scp" && !find_executable("scp"))
     throw cli_error(fmt::format("neither rsync nor scp found on host: {}", std::getenv("PATH")
                                                                               ? std::getenv("PATH")
                                                                               : ""));

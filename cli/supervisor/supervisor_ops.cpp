@@ -4,6 +4,7 @@
 #include "cli/supervisor/supervisor_launch.hpp"
 #include "config/util/go_format.hpp"
 #include "config/util/log.hpp"
+#include "config/util/subprocess.hpp"
 #include "config/store/ssh_options.hpp"
 #include "messages/control_protocol.hpp"
 
@@ -415,22 +416,7 @@ void reconnect_master(const store::instance& inst) {
   auto argv = ssh_command();
   argv.insert(argv.end(), {"-F", inst.dir + "/ssh.config", "-O", "exit", "-p",
                            std::to_string(inst.ssh_local_port), "lima-" + inst.name});
-  pid_t pid = ::fork();
-  if (pid == 0) {
-    int null = ::open("/dev/null", O_RDWR);
-    ::dup2(null, 0);
-    ::dup2(null, 1);
-    ::dup2(null, 2);
-    std::vector<char*> a;
-    for (auto& s : argv)
-      a.push_back(s.data());
-    a.push_back(nullptr);
-    ::execvp(a[0], a.data());
-    ::_exit(127);
-  }
-  int status = 0;
-  if (pid > 0)
-    ::waitpid(pid, &status, 0);
+  run_process(argv); // fails when no master runs: fine
   auto sock = inst.dir + "/ssh.sock";
   int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
   sockaddr_un sa{};
