@@ -25,6 +25,12 @@ void create_instance(const std::string& name, const std::string& yaml_text, bool
 /// returns the joined validation errors ("" when valid). Throws cli_error when it cannot load.
 std::string check_instance_yaml(const std::string& name, const std::string& yaml_text);
 
+/// Validates `text` as the new lima.yaml of `name` against `old_text` (a disk must not shrink),
+/// saving a rejected buffer as `./lima.REJECTED.yaml`, and writes it atomically. Throws
+/// cli_error. (`limactl edit`, and `limactl start` with edit flags on an existing instance.)
+void write_edited(const std::string& name, const std::string& path, const std::string& text,
+                  const std::string& old_text);
+
 /// Writes `./lima.REJECTED.yaml` and returns Lima's error text for `err`.
 std::string save_rejected_yaml(const std::string& yaml_text, const std::string& err);
 

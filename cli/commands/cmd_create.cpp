@@ -18,6 +18,7 @@
 #include "config/yq/yq.hpp"
 
 #include <CLI/CLI.hpp>
+#include <cerrno>
 #include <cstdio>
 #include <fmt/format.h>
 
@@ -144,9 +145,23 @@ void run_start(create_options& o, const std::vector<std::string>& args, bool tty
   check_args(args, 0, 1, "limactl start", "limactl start NAME|FILE.yaml|URL",
              "Start an instance of Lima");
   auto [name, created] = create_or_find(o, args, tty_explicit, true);
-  if (!created && o.flags.any())
-    log::warn("flags that edit lima.yaml are not applied to an existing instance by `limactl "
-              "start` yet; use `limactl edit` first");
+  if (!created && o.flags.any()) {
+    // As `limactl edit` does: applied to a stopped instance, refused for a running one.
+    auto inst = inspect_live(name);
+    if (inst.state == store::status::running)
+      throw cli_error(fmt::format("instance {} is running; stop it before changing its "
+                                  "configuration (`limactl stop {}`)",
+                                  go_backquote(name), name));
+    auto path = inst.dir + "/lima.yaml";
+    auto old = fs::read_file(path);
+    if (!old)
+      throw cli_error(fs::path_error("open", path, errno));
+    auto text = yq_edit_yaml(*old, o.flags.to_yq(true));
+    if (text != *old) {
+      write_edited(name, path, text, *old);
+      log::info(fmt::format("Instance {} configuration edited", go_backquote(name)));
+    }
+  }
   start_instance(name, timeout_ms);
 }
 

@@ -107,26 +107,6 @@ std::string open_editor(const std::string& content, const std::string& header) {
 
 // -- shared edit path -------------------------------------------------------------
 
-/// Validates `text` as the new lima.yaml of `name` against `old_text` (disk shrinking), saving a
-/// rejected buffer, and writes it. Throws cli_error.
-void write_edited(const std::string& name, const std::string& path, const std::string& text,
-                  const std::string& old_text) {
-  auto err = check_instance_yaml(name, text);
-  if (err.empty()) {
-    try {
-      auto fresh = limayaml::decode(text, limayaml::file_kind::main, path);
-      auto old = limayaml::decode(old_text, limayaml::file_kind::main, path);
-      if (auto shrink = limayaml::validate_against_latest(fresh, old))
-        err = *shrink;
-    } catch (const std::exception& e) {
-      err = e.what();
-    }
-  }
-  if (!err.empty())
-    throw cli_error(save_rejected_yaml(text, err));
-  fs::write_file_atomic(path, text, 0644);
-}
-
 struct edit_options {
   bool start = false;
   edit_flags flags;

@@ -130,6 +130,19 @@ TEST_F(e2e, start_shell_fault_readopt_stop) {
   r = lc.run({"copy", scratch + "/hello.txt", "test:/tmp/x"});
   EXPECT_EQ(r.status, 1);
   EXPECT_TRUE(contains(r.err, "instance `test` is stopped, run `limactl start test`")) << r.err;
+
+  // start with edit flags on the stopped instance applies them, as `limactl edit` would; on a
+  // running instance it refuses.
+  r = lc.run({"start", "--tty=false", "--cpus", "2", "test"});
+  ASSERT_EQ(r.status, 0) << r.err;
+  EXPECT_TRUE(contains(r.err, "Instance `test` configuration edited")) << r.err;
+  EXPECT_TRUE(contains(read_file(dir + "/lima.yaml"), "cpus: 2")) << read_file(dir + "/lima.yaml");
+  EXPECT_EQ(lc.run({"shell", "test", "nproc"}).out, "2\n");
+  r = lc.run({"start", "--cpus", "1", "test"});
+  EXPECT_EQ(r.status, 1);
+  EXPECT_TRUE(contains(r.err, "is running; stop it before changing its configuration")) << r.err;
+  r = lc.run({"stop", "test"});
+  ASSERT_EQ(r.status, 0) << r.err;
 }
 
 TEST_F(e2e, bad_inputs_fail_clearly_and_leave_no_vm) {
