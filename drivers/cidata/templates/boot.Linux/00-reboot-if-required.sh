@@ -1,37 +1,28 @@
 #!/bin/bash
-# Origin: lima-vm/lima pkg/cidata/cidata.TEMPLATE.d/boot.Linux/00-reboot-if-required.sh (Apache-2.0).
-# calima: flags $LIMA_REBOOT_REQUIRED before rebooting (runtime spec §3.7).
+# calima boot step: after `upgradePackages`, cloud-init reboots apt-based guests that need it on
+# its own, but not dnf-based ones. Ask dnf (its needs-restarting plugin, when installed) and, if
+# a reboot is needed, mark it in $LIMA_REBOOT_REQUIRED (runtime spec §3.7) and reboot.
+set -eu
 
-# SPDX-FileCopyrightText: Copyright The Lima Authors
-# SPDX-License-Identifier: Apache-2.0
+if [ "$LIMA_CIDATA_UPGRADE_PACKAGES" != "1" ] || ! command -v dnf >/dev/null 2>&1; then
+	exit 0
+fi
+if ! dnf -h needs-restarting >/dev/null 2>&1; then
+	exit 0 # the plugin is not installed: nothing to ask
+fi
 
-set -eux
+# `check-update` exits 100 when updates are pending and 1 on errors.
+rc=0
+dnf check-update >/dev/null || rc=$?
+if [ "$rc" = "1" ]; then
+	exit 0
+fi
 
-[ "$LIMA_CIDATA_UPGRADE_PACKAGES" = "1" ] || exit 0
-
-# Check if cloud-init forgot to reboot_if_required
-# (only implemented for apt at the moment, not dnf)
-
-if command -v dnf >/dev/null 2>&1; then
-	# dnf-utils needs to be installed, for needs-restarting
-	if dnf -h needs-restarting >/dev/null 2>&1; then
-		# check-update returns "false" (100) if updates (!)
-		set +e
-		dnf check-update >/dev/null
-		if [ "$?" != "1" ]; then
-			# needs-restarting messages are translated _()
-			export LC_ALL=C.UTF-8
-			logfile=$(mktemp)
-			# needs-restarting returns "false" if needed (!)
-			set -o pipefail
-			dnf needs-restarting -r | tee "$logfile"
-			if [ "$?" = "1" ]; then
-				if grep -q "Reboot is required" "$logfile"; then
-					touch "${LIMA_REBOOT_REQUIRED}"
-					systemctl reboot
-				fi
-			fi
-			rm "$logfile"
-		fi
-	fi
+# `needs-restarting -r` exits 1 when a reboot is needed; its words are translated, so pin C.
+rc=0
+report=$(LC_ALL=C.UTF-8 dnf needs-restarting -r) || rc=$?
+echo "$report"
+if [ "$rc" = "1" ] && printf '%s\n' "$report" | grep -q "Reboot is required"; then
+	touch "$LIMA_REBOOT_REQUIRED"
+	systemctl reboot
 fi
