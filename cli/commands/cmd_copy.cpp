@@ -40,10 +40,8 @@ copy_path parse_path(const std::string& arg) {
 
 /// ssh(1) to `inst` running `command` (for `command -v rsync`).
 std::vector<std::string> ssh_to(const store::instance& inst, const std::string& command) {
-  auto argv = ssh_command();
-  auto opts = ssh_option_args(inst);
-  argv.insert(argv.end(), opts.begin(), opts.end());
-  argv.insert(argv.end(), {"-p", std::to_string(inst.ssh_local_port), "127.0.0.1", "--", command});
+  auto argv = ssh_base_command(inst);
+  argv.insert(argv.end(), {"127.0.0.1", "--", command});
   return argv;
 }
 
@@ -156,10 +154,7 @@ void run_copy(const std::vector<std::string>& args, bool recursive, bool verbose
     }
   } else {
     const auto& inst = first;
-    auto ssh = ssh_command();
-    auto opts = ssh_option_args(inst);
-    ssh.insert(ssh.end(), opts.begin(), opts.end());
-    ssh.insert(ssh.end(), {"-p", std::to_string(inst.ssh_local_port)});
+    auto ssh = ssh_base_command(inst);
     std::string e;
     for (auto& w : ssh)
       e += (e.empty() ? "" : " ") + shell_quote(w);

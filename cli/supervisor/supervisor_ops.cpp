@@ -11,10 +11,8 @@
 #include <cerrno>
 #include <cstdlib>
 #include <fmt/format.h>
-#include <sys/wait.h>
 #include <sys/un.h>
 #include <sys/socket.h>
-#include <fcntl.h>
 #include <algorithm>
 #include <cctype>
 #include <climits>
@@ -272,6 +270,14 @@ std::vector<std::string> ssh_option_args(const store::instance& inst) {
   return out;
 }
 
+std::vector<std::string> ssh_base_command(const store::instance& inst) {
+  auto argv = ssh_command();
+  auto opts = ssh_option_args(inst);
+  argv.insert(argv.end(), opts.begin(), opts.end());
+  argv.insert(argv.end(), {"-p", std::to_string(inst.ssh_local_port)});
+  return argv;
+}
+
 store::instance inspect_live(const std::string& name) {
   auto inst = store::inspect(name);
   if (auto live = supervisor_statuses({name}, true))
@@ -431,18 +437,17 @@ void reconnect_master(const store::instance& inst) {
 
 void exec_ssh_shell(const store::instance& inst, const std::vector<std::string>& command,
                     const shell_options& options) {
-  auto ssh_args = ssh_option_args(inst);
+  if (!inst.config)
+    throw cli_error(fmt::format("instance {} has no configuration", go_backquote(inst.name)));
   const auto& cfg = *inst.config;
   if (options.reconnect)
     reconnect_master(inst);
   // §6.5: `<cd> ; exec [env K=V …] <shell> -l [-c '<command>']`.
   auto script = shell_script(cfg, command, options);
-  auto argv = ssh_command();
-  argv.insert(argv.end(), ssh_args.begin(), ssh_args.end());
+  auto argv = ssh_base_command(inst);
   if (stdout_is_tty())
     argv.push_back("-t");
-  argv.insert(argv.end(), {"-o", "LogLevel=ERROR", "-p", std::to_string(inst.ssh_local_port),
-                           "127.0.0.1", "--", script});
+  argv.insert(argv.end(), {"-o", "LogLevel=ERROR", "127.0.0.1", "--", script});
   std::vector<char*> cargv;
   for (auto& a : argv)
     cargv.push_back(a.data());

@@ -48,6 +48,10 @@ std::string shell_quote(const std::string& s);
 /// runtime §6.2 but the host and port). Throws cli_error.
 std::vector<std::string> ssh_option_args(const store::instance& inst);
 
+/// ssh(1) with Lima's options for `inst` and its port (`ssh -F /dev/null -o ... -p PORT`); the
+/// caller adds the host and command.
+std::vector<std::string> ssh_base_command(const store::instance& inst);
+
 /// Inspection from disk with the supervisor's view on top (it owns running instances).
 store::instance inspect_live(const std::string& name);
 
