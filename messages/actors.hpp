@@ -35,9 +35,11 @@ CAF_ALLOW_UNSAFE_MESSAGE_TYPE(calima::owned_fd)
 ///     root_supervisor ── instance_supervisor (one per instance) ─┬─ event_log    (started 1st)
 ///                                                                ├─ vm_process   (started 2nd)
 ///                                                                ├─ ssh_master   (started 3rd)
-///                                                                └─ port_forward_manager (4th)
-///                                                                     ├─ ga_link
-///                                                                     └─ forwarder (one per host listener)
+///                                                                ├─ port_forward_manager (4th)
+///                                                                │    ├─ ga_link
+///                                                                │    └─ forwarder (one per host listener)
+///                                                                └─ mount_manager (5th, once ready)
+///                                                                     └─ sshfs_mount (one per mount)
 ///
 /// Children never restart themselves or each other: they fail (quit with a calima error) and
 /// their supervisor, which links and monitors them, decides.
@@ -106,7 +108,10 @@ using ssh_master_actor = caf::typed_actor<
   caf::replies_to<atom::ready>::with<ssh_ready>,
   /// Port forwarding's SSH fallback: carries the connected client socket (taken over) over a
   /// direct-tcpip channel to guest `host:port`; reset at once when not connected.
-  caf::reacts_to<atom::forward, owned_fd, std::string, int32_t>>::extend_with<supervised_actor>;
+  caf::reacts_to<atom::forward, owned_fd, std::string, int32_t>,
+  /// reverse-sshfs: runs the command in the guest with the connected socket (taken over) as its
+  /// stdin and stdout; the socket is reset at once when not connected or when the command ends.
+  caf::reacts_to<atom::forward, owned_fd, std::string>>::extend_with<supervised_actor>;
 
 // -- port forwarding --------------------------------------------------------------------------
 
@@ -160,6 +165,40 @@ using port_forward_manager_actor = caf::typed_actor<
   /// SSH fallback: time to list the guest's ports over SSH again.
   caf::reacts_to<atom::retry, uint64_t>>::extend_with<supervised_actor>;
 
+// -- mounts -----------------------------------------------------------------------------------
+
+/// A REVERSE-SSHFS MOUNT (runtime §9.1): one host `sftp-server` process whose stdin and stdout
+/// are a socket carried by the SSH master to the guest's `sshfs -o slave`. It fails when the
+/// sftp-server ends or the guest does not show the mount; its manager restarts it, and the new
+/// incarnation first unmounts what is left of the old mount.
+using sshfs_mount_actor = caf::typed_actor<
+  caf::replies_to<atom::status>::with<mount_info>,
+  // -- internal --
+  /// Begin (again, for the `-o nonempty` retry): prepare the mount point.
+  caf::reacts_to<atom::start>,
+  // from the io thread:
+  /// The sftp-server of attempt `uint64_t` runs (its pid and our end of its socket), or (pid 0)
+  /// why it could not start.
+  caf::reacts_to<atom::spawned, uint64_t, int32_t, owned_fd, std::string>,
+  /// The sftp-server of attempt `uint64_t` ended; how.
+  caf::reacts_to<atom::exited, uint64_t, std::string>>::extend_with<supervised_actor>;
+
+/// The MOUNT MANAGER of one running instance (component `mounts`): one actor per mount that needs
+/// a host process (reverse-sshfs), restarted one for one with backoff; 9p and virtiofs mounts
+/// are the guest's fstab and QEMU's business.
+using mount_manager_actor = caf::typed_actor<
+  /// Replies once every mount was tried once: the errors of those that did not mount.
+  caf::replies_to<atom::ready>::with<std::vector<std::string>>,
+  /// The mounts now.
+  caf::replies_to<atom::status>::with<std::vector<mount_info>>,
+  /// Fault injection for `mount:N` (ec::invalid_argument when unknown).
+  caf::replies_to<atom::fault, std::string, std::string>::with<atom::ok>,
+  // -- internal --
+  /// From a mount actor: its state changed.
+  caf::reacts_to<atom::mounted, mount_info>,
+  /// Restart mount `uint32_t` (if generation `uint64_t` still holds).
+  caf::reacts_to<atom::restart, uint32_t, uint64_t>>::extend_with<supervised_actor>;
+
 // -- supervisors ------------------------------------------------------------------------------
 
 /// The INSTANCE SUPERVISOR of one instance: owns its lifecycle state and its children, and the
@@ -190,6 +229,10 @@ using instance_supervisor_actor = caf::typed_actor<
   /// master (see ssh_master_actor), and commands to run on the guest (port discovery).
   caf::reacts_to<atom::forward, owned_fd, std::string, int32_t>,
   caf::replies_to<atom::exec, std::string>::with<exec_result>,
+  /// From a mount: a socket to attach to a guest command over the current SSH master (see
+  /// ssh_master_actor); and the mounts now (from the mount manager).
+  caf::reacts_to<atom::forward, owned_fd, std::string>,
+  caf::reacts_to<atom::mounts, std::vector<mount_info>>,
   // -- internal --
   /// The run preparation of generation `uint64_t` finished: the run, or (null run) the error.
   caf::reacts_to<atom::prepared, uint64_t, instance_run_ptr, std::string>,
@@ -246,6 +289,9 @@ inline void register_message_types(caf::actor_system_config& cfg) {
   cfg.add_message_type<link_event>("calima::link_event");
   cfg.add_message_type<port_forward_event>("calima::port_forward_event");
   cfg.add_message_type<guest_agent_event>("calima::guest_agent_event");
+  cfg.add_message_type<mount_state>("calima::mount_state");
+  cfg.add_message_type<mount_info>("calima::mount_info");
+  cfg.add_message_type<std::vector<mount_info>>("std::vector<calima::mount_info>");
   cfg.add_error_category(error_category, [](uint8_t code, caf::atom_value,
                                             const caf::message& ctx) -> std::string {
     std::string out = "calima::";

@@ -60,5 +60,10 @@ CALIMA_ADD_ATOM(link, "link")
 CALIMA_ADD_ATOM(forward, "forward")
 CALIMA_ADD_ATOM(forwards, "forwards")
 CALIMA_ADD_ATOM(retry, "retry")
+// -- mounts -----------------------------------------------------------------------------------
+CALIMA_ADD_ATOM(mounts, "mounts")
+CALIMA_ADD_ATOM(mounted, "mounted")
+CALIMA_ADD_ATOM(spawned, "spawned")
+CALIMA_ADD_ATOM(exited, "exited")
 
 } // namespace calima::atom

@@ -45,10 +45,11 @@ enum class component : uint8_t {
   vm,
   ssh,
   ports, ///< the port-forward manager (with the guest-agent link and the forwarders)
+  mounts, ///< the mount manager (one actor per host mount that needs a host process)
 };
 
 inline constexpr component all_components[] = {component::event_log, component::vm, component::ssh,
-                                               component::ports};
+                                               component::ports, component::mounts};
 
 /// `event-log`, `vm`, `ssh`: the names of events, logs and `limactl debug fault`.
 inline const char* to_string(component x) {
@@ -57,6 +58,7 @@ inline const char* to_string(component x) {
     case component::vm: return "vm";
     case component::ssh: return "ssh";
     case component::ports: return "ports";
+    case component::mounts: return "mounts";
   }
   return "unknown";
 }
@@ -156,6 +158,42 @@ template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, forward_info& x) {
   return f(caf::meta::type_name("forward_info"), x.proto, x.guest_addr, x.host_addr, x.state,
            x.error, x.restarts);
+}
+
+/// Where one host mount is (`limactl debug fault INST mount:N`, `list --json`).
+enum class mount_state : uint8_t {
+  preparing, ///< unmounting a dead mount, creating the mount point
+  mounting,  ///< the host process runs, waiting for the guest to show the mount
+  mounted,
+  restarting, ///< failed; its actor restarts after a backoff
+};
+
+inline const char* to_string(mount_state x) {
+  switch (x) {
+    case mount_state::preparing: return "preparing";
+    case mount_state::mounting: return "mounting";
+    case mount_state::mounted: return "mounted";
+    case mount_state::restarting: return "restarting";
+  }
+  return "unknown";
+}
+
+/// One entry of lima.yaml `mounts` as the mount manager runs it.
+struct mount_info {
+  uint32_t index = 0;       ///< position in lima.yaml `mounts` (`mount:N`)
+  std::string type;         ///< "reverse-sshfs"
+  std::string location;     ///< host directory
+  std::string mount_point;  ///< guest directory
+  bool writable = false;
+  mount_state state = mount_state::preparing;
+  std::string error;        ///< why the last attempt failed
+  uint32_t restarts = 0;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, mount_info& x) {
+  return f(caf::meta::type_name("mount_info"), x.index, x.type, x.location, x.mount_point,
+           x.writable, x.state, x.error, x.restarts);
 }
 
 /// What the guest-agent link's data plane reports (from the tunnel engine's thread).

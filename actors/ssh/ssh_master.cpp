@@ -147,14 +147,42 @@ void start_attempt(self_pointer self) {
   });
 }
 
+void run_step(self_pointer self);
+
 void on_connected(self_pointer self, ssh_io_event& ev) {
   auto& st = self->state;
+  st.host_key = ssh_host_key{ev.host_key_type, ev.host_key_fingerprint};
+  if (st.rejoining) {
+    st.rejoining = false;
+    st.phase = phase::checking;
+    note(self, "info", "SSH master connected again to " + where(st.target));
+    run_step(self); // the requirement the lost session was checking, from the start
+    return;
+  }
   st.phase = phase::authenticated;
   st.connected_at = self->clock().now();
-  st.host_key = ssh_host_key{ev.host_key_type, ev.host_key_fingerprint};
   note(self, "info", "SSH master connected to " + where(st.target) + " as " + st.target.user,
        {{"hostkey", st.host_key.type + " " + st.host_key.fingerprint}});
   st.connect_promise.deliver(atom::ok_v);
+}
+
+/// The guest ended the session before the user's session was settled (see
+/// ssh_master_state::user_session_settled): commands in flight fail, the readiness run waits.
+void rejoin(self_pointer self, const std::string& why) {
+  auto& st = self->state;
+  ++st.rejoins;
+  note(self, "info",
+       "The guest ended the SSH session while preparing the user's session; reconnecting",
+       {{"error", why}});
+  for (auto& [id, rp] : st.execs)
+    rp.deliver(caf::make_error(ec::ssh_lost, "ssh: " + why));
+  st.execs.clear();
+  st.step_id = 0;
+  st.rejoining = true;
+  st.phase = phase::connecting;
+  st.connect_deadline = self->clock().now() + st.cfg.connect_retry_window;
+  st.backoff = first_backoff;
+  start_attempt(self);
 }
 
 void on_connect_failed(self_pointer self, ssh_io_event& ev) {
@@ -272,6 +300,8 @@ void on_step_done(self_pointer self, ssh_io_event& ev) {
   auto& st = self->state;
   st.step_id = 0;
   auto& r = st.reqs[st.step];
+  if (r.description == user_session_requirement)
+    st.user_session_settled = true; // held or not: from now on a loss is a loss
   if (ev.ok && ev.result.exit_status == 0) {
     auto [index, size] = position(st.reqs, st.step);
     note(self, "info", "The " + r.group + " requirement " + std::to_string(index) + " of "
@@ -296,6 +326,9 @@ caf::result<ssh_ready> start_ready(self_pointer self) {
                              + go_quote(spec.iid));
   st.phase = phase::checking;
   st.reqs = make_requirements(spec);
+  st.user_session_settled = std::none_of(st.reqs.begin(), st.reqs.end(), [](const requirement& r) {
+    return r.description == user_session_requirement;
+  });
   st.step = 0;
   st.skip_group.clear();
   st.ready_errors.clear();
@@ -341,7 +374,9 @@ void on_event(self_pointer self, ssh_io_event& ev) {
       break;
     case event_kind::exec_done: on_exec_done(self, ev); break;
     case event_kind::lost:
-      if (connected(st)) {
+      if (st.phase == phase::checking && !st.user_session_settled) {
+        rejoin(self, ev.text);
+      } else if (connected(st)) {
         note(self, "warning", "SSH master lost its session to " + where(st.target),
              {{"error", ev.text}});
         fail(self, caf::make_error(ec::ssh_lost,
@@ -421,6 +456,15 @@ ssh_master_impl_actor::behavior_type ssh_master(ssh_master_pointer self,
         return; // `fd` is dropped: the client gets a reset
       on_io(self, [sess, fd = std::move(fd), host = std::move(host), port]() mutable {
         sess->tunnel(fd.release(), std::move(host), port);
+      });
+    },
+    [=](atom::forward, owned_fd& fd, std::string& command) {
+      auto& st = self->state;
+      auto sess = st.session;
+      if (st.hung || !connected(st) || !sess)
+        return; // `fd` is dropped: the host process sees a reset
+      on_io(self, [sess, fd = std::move(fd), command = std::move(command)]() mutable {
+        sess->attach(fd.release(), std::move(command));
       });
     },
     [=](atom::ready) -> caf::result<ssh_ready> {

@@ -41,7 +41,11 @@ class io_context;
 ///                               (libssh2's reason)            ▼                               ▼
 ///                                             lost: socket error, EOF or keepalive replies missing
 ///                                             in authenticated | checking | ready → quits with
-///                                             ec::ssh_lost (pending requests get it too)
+///                                             ec::ssh_lost (pending requests get it too); but
+///                                             in checking, before `user session is ready for
+///                                             ssh` held, the guest ending the user's sessions
+///                                             is expected: back to connecting, then the same
+///                                             requirement again (Lima's noMaster, §4.7)
 ///
 ///     any phase ──fault "crash"──▶ quits with ec::injected_fault
 ///     any phase ──fault "hang"───▶ hung: answers nothing (not even ping) until it is killed
@@ -158,6 +162,15 @@ struct ssh_master_state {
   std::vector<caf::typed_response_promise<ssh_ready>> ready_waiters;
   /// The answer once phase is ready.
   ssh_ready ready_result;
+  /// False until `user session is ready for ssh` has held: until then the guest's boot scripts
+  /// may end the user's sessions (07-etc-environment.sh: `loginctl terminate-user`), which is why
+  /// Lima checks it without its ControlMaster. A session lost before that is reconnected here,
+  /// not reported as a loss.
+  bool user_session_settled = false;
+  /// Reconnecting after such an expected loss; `connected` then resumes the current requirement.
+  bool rejoining = false;
+  /// How often that happened in this run (logged; bounded by the connect retry window).
+  int rejoins = 0;
 
   ssh_master_state() = default;
   ssh_master_state(const ssh_master_state&) = delete;

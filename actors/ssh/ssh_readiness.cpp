@@ -96,7 +96,7 @@ std::vector<requirement> make_requirements(const readiness_spec& spec) {
   if (spec.plain || !spec.linux_guest) {
     out.push_back(control_master);
   } else {
-    out.push_back(make("essential", "user session is ready for ssh",
+    out.push_back(make("essential", user_session_requirement,
                        marker_holds(spec, "lima-ssh-ready"),
                        "not ready to start persistent ssh session", hint_user_session));
     if (spec.reverse_sshfs) {

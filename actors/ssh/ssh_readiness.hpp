@@ -68,6 +68,9 @@ struct requirement {
   bool wait = true;
 };
 
+/// The description of the requirement after which the guest no longer ends the user's sessions.
+inline constexpr const char* user_session_requirement = "user session is ready for ssh";
+
 /// The requirements in Lima's order: essential, optional, final.
 std::vector<requirement> make_requirements(const readiness_spec& spec);
 

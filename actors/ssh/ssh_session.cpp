@@ -503,10 +503,11 @@ struct ssh_session::impl : std::enable_shared_from_this<impl> {
     kick();
   }
 
-  void tunnel(int fd, std::string host, int port) {
+  void tunnel(int fd, std::string host, int port, std::string command = {}) {
     auto job = std::make_shared<tunnel_job>();
     job->host = std::move(host);
     job->port = port;
+    job->command = std::move(command);
     job->fd = std::make_unique<asio::posix::stream_descriptor>(sock.get_executor(), fd);
     if (ph != phase::up) {
       abort_tunnel_job(*job);
@@ -777,6 +778,10 @@ void ssh_session::cancel(uint64_t id) {
 
 void ssh_session::tunnel(int fd, std::string host, int port) {
   impl_->tunnel(fd, std::move(host), port);
+}
+
+void ssh_session::attach(int fd, std::string command) {
+  impl_->tunnel(fd, {}, 0, std::move(command));
 }
 
 std::size_t ssh_session::tunnels() const {

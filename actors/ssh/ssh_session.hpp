@@ -137,6 +137,11 @@ public:
   /// the client. Before connect succeeded or after the session ended, `fd` is reset at once.
   void tunnel(int fd, std::string host, int port);
 
+  /// Runs `command` in the guest on a session channel whose stdin and stdout are the connected
+  /// socket `fd` (taken over, non-blocking; stderr is discarded), with the same half-close and
+  /// reset rules as tunnel(): reverse-sshfs's `sshfs -o slave` ↔ a host sftp-server.
+  void attach(int fd, std::string command);
+
   /// Forwarded connections open now.
   std::size_t tunnels() const;
 

@@ -34,7 +34,9 @@ step run_tunnel_job(LIBSSH2_SESSION* s, tunnel_job& j, std::string& fatal_reason
   bool progress = false;
   j.want_read = j.want_write = false;
   if (j.st == tunnel_job::state::open) {
-    j.ch = libssh2_channel_direct_tcpip_ex(s, j.host.c_str(), j.port, "127.0.0.1", 0);
+    j.ch = j.command.empty()
+             ? libssh2_channel_direct_tcpip_ex(s, j.host.c_str(), j.port, "127.0.0.1", 0)
+             : libssh2_channel_open_session(s);
     if (j.ch == nullptr) {
       int rc = libssh2_session_last_errno(s);
       if (is_retry(rc))
@@ -47,7 +49,25 @@ step run_tunnel_job(LIBSSH2_SESSION* s, tunnel_job& j, std::string& fatal_reason
       abort_tunnel_job(j);
       return step::done;
     }
-    j.st = tunnel_job::state::io;
+    j.st = j.command.empty() ? tunnel_job::state::io : tunnel_job::state::exec;
+    progress = true;
+  }
+  if (j.st == tunnel_job::state::exec) {
+    int rc = libssh2_channel_exec(j.ch, j.command.c_str());
+    if (is_retry(rc))
+      return progress ? step::progress : step::blocked;
+    if (rc < 0 && is_session_fatal(rc)) {
+      fatal_reason = last_error(s);
+      return step::fatal;
+    }
+    if (rc < 0) {
+      j.failed = true;
+      j.st = tunnel_job::state::close;
+    } else {
+      // stderr is not part of the stream; ignoring it keeps the channel window open
+      libssh2_channel_handle_extended_data2(j.ch, LIBSSH2_CHANNEL_EXTENDED_DATA_IGNORE);
+      j.st = tunnel_job::state::io;
+    }
     progress = true;
   }
   if (j.st == tunnel_job::state::io) {

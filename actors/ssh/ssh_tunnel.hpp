@@ -12,15 +12,19 @@
 
 /// One forwarded TCP connection over an SSH `direct-tcpip` channel (the SSH fallback of port
 /// forwarding, used when the guest agent is not available): the client socket on the host ↔ a
-/// channel the guest's sshd connects to `host:port`. Half-close both ways (EOF ↔ channel EOF), a
+/// channel the guest's sshd connects to `host:port`; or a socket ↔ a command's stdin/stdout. Half-close both ways (EOF ↔ channel EOF), a
 /// failure on either side ends both. Internal to ssh_session.cpp; runs on the io thread.
 namespace calima::actors::ssh_detail {
 
 struct tunnel_job {
-  enum class state { open, io, close, free };
+  enum class state { open, exec, io, close, free };
 
   std::string host;
   int port = 0;
+  /// Set: instead of `direct-tcpip`, a session channel running this command in the guest,
+  /// whose stdin and stdout are the client socket (stderr is discarded). reverse-sshfs uses
+  /// it: the guest's `sshfs -o slave` talks SFTP to a host sftp-server through it.
+  std::string command;
   /// The client socket (non-blocking), owned: closed with the job.
   std::unique_ptr<boost::asio::posix::stream_descriptor> fd;
   _LIBSSH2_CHANNEL* ch = nullptr;

@@ -4,6 +4,7 @@
 #include "actors/supervisor/instance_run.hpp"
 #include "actors/supervisor/instance_supervisor.hpp"
 #include "actors/io_thread.hpp"
+#include "actors/mounts/mount_manager.hpp"
 #include "actors/ports/port_forward_manager.hpp"
 #include "actors/ports/port_forward_rules.hpp"
 #include "actors/ssh/ssh_master.hpp"
@@ -129,6 +130,14 @@ instance_factory make_instance_factory(caf::actor_system& sys, io_thread& io, st
       ps.parent = caf::actor_cast<instance_supervisor_actor>(sup);
       ps.link.socket_path = ps.ga_socket;
       return sys.spawn(port_forward_manager, std::move(ps));
+    };
+    make.mounts = [&sys, &io](caf::local_actor* sup, const child_context& c) {
+      std::string error;
+      auto mc = mount_config_of(*c.run, error);
+      if (!error.empty())
+        mc.errors.push_back(error); // READY reports it (degraded); nothing is mounted
+      return spawn_mount_manager(sys, io.ctx(), std::move(mc),
+                                 caf::actor_cast<instance_supervisor_actor>(sup));
     };
     return root->spawn(instance_supervisor, std::move(spec), std::move(make), std::move(parent));
   };

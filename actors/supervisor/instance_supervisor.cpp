@@ -31,6 +31,7 @@ const restart_params& params_of(const supervision_policy& p, component c,
                : p.vm;
     case component::ssh: return p.ssh;
     case component::ports: return p.ports;
+    case component::mounts: return p.mounts;
   }
   return p.ssh;
 }
@@ -41,6 +42,7 @@ caf::actor_addr address_of(const instance_supervisor_state& st, component c) {
     case component::vm: return st.vm.address();
     case component::ssh: return st.ssh.address();
     case component::ports: return st.ports.address();
+    case component::mounts: return st.mounts.address();
   }
   return {};
 }
@@ -55,6 +57,7 @@ supervised_actor as_supervised(const instance_supervisor_state& st, component c)
     case component::vm: return st.vm;
     case component::ssh: return st.ssh;
     case component::ports: return st.ports;
+    case component::mounts: return st.mounts;
   }
   return {};
 }
@@ -79,6 +82,10 @@ void clear_handle(self_pointer self, component c) {
       st.ports = port_forward_manager_actor{};
       st.forwards.clear();
       st.forwarder.clear();
+      break;
+    case component::mounts:
+      st.mounts = mount_manager_actor{};
+      st.mount_infos.clear();
       break;
   }
   ++record(self, c).generation;
@@ -178,6 +185,9 @@ bool spawn_child(self_pointer self, component c) {
     case component::ssh: st.ssh = st.make.ssh ? st.make.ssh(self, ctx) : ssh_master_actor{}; break;
     case component::ports:
       st.ports = st.make.ports ? st.make.ports(self, ctx) : port_forward_manager_actor{};
+      break;
+    case component::mounts:
+      st.mounts = st.make.mounts ? st.make.mounts(self, ctx) : mount_manager_actor{};
       break;
   }
   auto addr = address_of(st, c);
@@ -309,6 +319,23 @@ void start_vm(self_pointer self) {
       });
 }
 
+void go_running(self_pointer self, std::vector<std::string> errors) {
+  auto& st = self->state;
+  st.state = instance_state::running;
+  st.degraded = !errors.empty();
+  st.errors.clear();
+  if (st.degraded) {
+    // Lima: usually ONE string holding the newline-joined errors.
+    std::string joined;
+    for (auto& e : errors)
+      joined += (joined.empty() ? "" : "\n") + e;
+    st.errors.push_back(joined);
+  }
+  emit(self, current_status(st));
+  write_log(self, st.degraded ? "warning" : "info",
+            st.degraded ? "Instance is running, degraded" : "Instance is running");
+}
+
 void wait_ready(self_pointer self, uint64_t gen) {
   auto timeout = self->state.spec.policy.ssh_ready_timeout;
   self->request(self->state.ssh, timeout, atom::ready_v)
@@ -316,20 +343,12 @@ void wait_ready(self_pointer self, uint64_t gen) {
       [=](ssh_ready& ready) {
         if (stale(self, component::ssh, gen))
           return;
-        auto& st = self->state;
-        st.state = instance_state::running;
-        st.degraded = !ready.errors.empty();
-        st.errors.clear();
-        if (st.degraded) {
-          // Lima: usually ONE string holding the newline-joined errors.
-          std::string joined;
-          for (auto& e : ready.errors)
-            joined += (joined.empty() ? "" : "\n") + e;
-          st.errors.push_back(joined);
+        // Lima sets up the mounts once the essential requirements hold, before READY.
+        if (needs_mounts(self->state) && !alive(self->state, component::mounts)) {
+          mount_then_run(self, gen, std::move(ready.errors));
+          return;
         }
-        emit(self, current_status(st));
-        write_log(self, st.degraded ? "warning" : "info",
-                  st.degraded ? "Instance is running, degraded" : "Instance is running");
+        go_running(self, std::move(ready.errors));
       },
       [=](caf::error& err) {
         if (stale(self, component::ssh, gen))
@@ -432,6 +451,7 @@ void child_failed(self_pointer self, component c, caf::error reason) {
   if (c == component::vm) {
     retire(self, component::ssh); // it talks to the old VM
     retire(self, component::ports);
+    retire(self, component::mounts);
     st.state = instance_state::starting;
     st.vm_pid = 0;
     st.ssh_local_port = 0;
@@ -473,6 +493,10 @@ void on_restart_timer(self_pointer self, component c, uint64_t gen) {
     case component::ports:
       if (st.vm)
         start_ports(self);
+      break;
+    case component::mounts:
+      if (st.vm && st.state == instance_state::running)
+        start_mounts(self);
       break;
   }
 }
@@ -664,11 +688,17 @@ instance_supervisor(instance_supervisor_pointer self, instance_spec spec, child_
           return caf::make_error(ec::invalid_state, "port forwarding is not running");
         return self->delegate(st.ports, atom::fault_v, name, kind_name);
       }
+      if (name.rfind("mount:", 0) == 0) {
+        if (!st.mounts)
+          return caf::make_error(ec::invalid_state, "no reverse-sshfs mounts are running");
+        return self->delegate(st.mounts, atom::fault_v, name, kind_name);
+      }
       component c;
       if (!parse_component(name, c))
         return caf::make_error(ec::invalid_argument,
                                "unknown component \"" + name +
-                                 "\" (want vm, ssh, event-log, ports, ga or forwarder:HOSTPORT)");
+                                 "\" (want vm, ssh, event-log, ports, mounts, ga, "
+                                 "forwarder:HOSTPORT or mount:N)");
       if (!alive(st, c))
         return caf::make_error(ec::invalid_state, name + " is not running");
       self->send(as_supervised(st, c), atom::fault_v, kind);
@@ -704,6 +734,15 @@ instance_supervisor(instance_supervisor_pointer self, instance_spec spec, child_
       // Without an SSH master now, `fd` is dropped here: the connection is refused (reset).
       if (self->state.ssh)
         self->send(self->state.ssh, atom::forward_v, std::move(fd), std::move(host), port);
+    },
+    [=](atom::forward, owned_fd& fd, std::string& command) {
+      // Without an SSH master now, `fd` is dropped here: the host process sees EOF.
+      if (self->state.ssh)
+        self->send(self->state.ssh, atom::forward_v, std::move(fd), std::move(command));
+    },
+    [=](atom::mounts, std::vector<mount_info>& now) {
+      if (!self->state.shutting_down)
+        on_mounts(self, std::move(now));
     },
     [=](atom::exec, std::string& cmd) -> caf::result<exec_result> {
       if (!self->state.ssh)

@@ -9,6 +9,7 @@
 #include <caf/typed_response_promise.hpp>
 
 #include <array>
+#include <iterator>
 #include <chrono>
 #include <cstdint>
 #include <functional>
@@ -47,8 +48,10 @@
 /// parent and stops the remaining children in order; it stays alive in `broken` and answers
 /// `status` with the reason.
 ///
-/// Children: event log, VM process, SSH master, started in this order and stopped in the reverse
-/// order (a restarted child keeps its place). The SSH master depends on the VM: a VM restart also
+/// Children: event log, VM process, SSH master, port-forward manager (once the VM runs) and
+/// mount manager (once the SSH master is ready, and before `running`: READY means mounted, as
+/// in Lima), started in this order and stopped in the reverse order (a restarted child keeps
+/// its place). The SSH master depends on the VM: a VM restart also
 /// stops the SSH master (not counted as its failure) and starts it again once the VM runs; an SSH
 /// master restart leaves the VM alone. An event log restart changes no state; events emitted while
 /// it is down are buffered and written by its successor. Every restart emits an event with
@@ -82,6 +85,10 @@ struct supervision_policy {
   restart_params event_log{restart_mode::permanent};
   /// The port-forward manager (it restarts its own children; this is for the manager itself).
   restart_params ports{restart_mode::permanent, std::chrono::milliseconds(100)};
+  /// The mount manager (it restarts its mounts itself; this is for the manager).
+  restart_params mounts{restart_mode::permanent, std::chrono::milliseconds(100)};
+  /// How long READY waits for every mount to be tried once.
+  caf::timespan mount_ready_timeout = std::chrono::minutes(2);
   /// How long the VM process may take to run (process started, QMP up).
   caf::timespan vm_start_timeout = std::chrono::seconds(60);
   /// How long the SSH master may take to connect (the guest is booting; Lima: 10 min per
@@ -145,6 +152,8 @@ struct child_factories {
   /// Optional: without it the instance runs without port forwarding.
   std::function<port_forward_manager_actor(caf::local_actor* supervisor, const child_context&)>
     ports;
+  /// Optional: without it reverse-sshfs mounts are not set up.
+  std::function<mount_manager_actor(caf::local_actor* supervisor, const child_context&)> mounts;
 };
 
 /// Supervision bookkeeping of one child slot.
@@ -199,7 +208,8 @@ struct instance_supervisor_state {
   vm_process_actor vm;
   ssh_master_actor ssh;
   port_forward_manager_actor ports;
-  std::array<child_record, 4> records;
+  mount_manager_actor mounts;
+  std::array<child_record, std::size(all_components)> records;
   /// Children stopped on purpose outside the ordered shutdown (the SSH master when the VM
   /// restarts): their down and exit messages are expected and ignored.
   std::vector<caf::actor_addr> retired;
@@ -217,6 +227,8 @@ struct instance_supervisor_state {
   /// The port-forward manager's latest report.
   std::vector<forward_info> forwards;
   std::string forwarder;
+  /// The mount manager's latest report.
+  std::vector<mount_info> mount_infos;
 
   // -- events --
   std::vector<event_listener_actor> listeners;

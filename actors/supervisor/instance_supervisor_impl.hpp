@@ -31,6 +31,33 @@ instance_status current_status(const instance_supervisor_state& st);
 void write_log(self_pointer self, std::string level, std::string msg,
                std::vector<log_field> fields = {});
 
+/// Spawns `c` through its factory and monitors it; false when the factory gave no actor.
+bool spawn_child(self_pointer self, component c);
+
+/// Child `c` failed (or could not be created): decide restart, back off or escalate.
+void child_failed(self_pointer self, component c, caf::error reason);
+
+/// True when a continuation or timer made for incarnation `gen` of `c` no longer applies.
+bool stale(self_pointer self, component c, uint64_t gen);
+
+/// The instance is running (degraded when `errors` is not empty): state, event, log line.
+void go_running(self_pointer self, std::vector<std::string> errors);
+
+// -- host mounts (instance_mounts.cpp) ----------------------------------------------------------
+
+/// The run has reverse-sshfs mounts and a mount manager factory.
+bool needs_mounts(const instance_supervisor_state& st);
+
+/// Starts the mount manager unless it runs; false when it could not be created.
+bool start_mounts(self_pointer self);
+
+/// After the SSH master of incarnation `ssh_gen` is ready: start the mounts, wait until each was
+/// tried once, then go running with `errors` plus the mounts' failures.
+void mount_then_run(self_pointer self, uint64_t ssh_gen, std::vector<std::string> errors);
+
+/// The mount manager's report: log what changed.
+void on_mounts(self_pointer self, std::vector<mount_info> now);
+
 // -- the ordered shutdown (instance_shutdown.cpp) ----------------------------------------------
 
 /// Starts the ordered shutdown (idempotent); with `quit`, the supervisor terminates afterwards

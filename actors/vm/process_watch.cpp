@@ -55,25 +55,24 @@ std::string describe_exit(const exit_info& x, std::string_view what) {
 
 // -- spawning ---------------------------------------------------------------------------------
 
-spawn_result spawn_in_session(const drivers::process_spec& spec, const std::string& stdout_log,
-                              const std::string& stderr_log) {
+namespace {
+
+/// posix_spawn in a new session with `stdio_fd` (or /dev/null when -1) as stdin, `out_fd` and
+/// `err_fd` as stdout and stderr; closes nothing of the caller's.
+spawn_result spawn_with_fds(const drivers::process_spec& spec, int stdio_fd, int out_fd,
+                            int err_fd) {
   spawn_result r;
   auto exe = find_executable(spec.program);
   if (!exe) {
     r.error = fmt::format("exec: \"{}\": executable file not found in $PATH", spec.program);
     return r;
   }
-  int out_fd = open_log(stdout_log, r.error);
-  if (out_fd < 0)
-    return r;
-  int err_fd = open_log(stderr_log, r.error);
-  if (err_fd < 0) {
-    ::close(out_fd);
-    return r;
-  }
   posix_spawn_file_actions_t actions;
   posix_spawn_file_actions_init(&actions);
-  posix_spawn_file_actions_addopen(&actions, STDIN_FILENO, "/dev/null", O_RDONLY, 0);
+  if (stdio_fd < 0)
+    posix_spawn_file_actions_addopen(&actions, STDIN_FILENO, "/dev/null", O_RDONLY, 0);
+  else
+    posix_spawn_file_actions_adddup2(&actions, stdio_fd, STDIN_FILENO);
   posix_spawn_file_actions_adddup2(&actions, out_fd, STDOUT_FILENO);
   posix_spawn_file_actions_adddup2(&actions, err_fd, STDERR_FILENO);
   // Belt and braces: whatever the supervisor opened without O_CLOEXEC (CAF, libraries) must not
@@ -97,13 +96,41 @@ spawn_result spawn_in_session(const drivers::process_spec& spec, const std::stri
   int rc = ::posix_spawn(&pid, exe->c_str(), &actions, &attr, argv.data(), envp.data());
   posix_spawnattr_destroy(&attr);
   posix_spawn_file_actions_destroy(&actions);
-  ::close(out_fd);
-  ::close(err_fd);
   if (rc != 0) {
     r.error = fmt::format("fork/exec {}: {}", *exe, go_errno_text(rc));
     return r;
   }
   r.pid = pid;
+  return r;
+}
+
+} // namespace
+
+spawn_result spawn_in_session(const drivers::process_spec& spec, const std::string& stdout_log,
+                              const std::string& stderr_log) {
+  spawn_result r;
+  int out_fd = open_log(stdout_log, r.error);
+  if (out_fd < 0)
+    return r;
+  int err_fd = open_log(stderr_log, r.error);
+  if (err_fd < 0) {
+    ::close(out_fd);
+    return r;
+  }
+  r = spawn_with_fds(spec, -1, out_fd, err_fd);
+  ::close(out_fd);
+  ::close(err_fd);
+  return r;
+}
+
+spawn_result spawn_with_stdio(const drivers::process_spec& spec, int stdio_fd,
+                              const std::string& stderr_log) {
+  spawn_result r;
+  int err_fd = open_log(stderr_log, r.error);
+  if (err_fd < 0)
+    return r;
+  r = spawn_with_fds(spec, stdio_fd, stdio_fd, err_fd);
+  ::close(err_fd);
   return r;
 }
 

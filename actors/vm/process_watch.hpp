@@ -52,6 +52,12 @@ struct spawn_result {
 spawn_result spawn_in_session(const drivers::process_spec& spec, const std::string& stdout_log,
                               const std::string& stderr_log);
 
+/// The same, but the process's stdin and stdout are `stdio_fd` (a connected socket, not taken
+/// over: the caller closes its copy) and only stderr goes to a file: reverse-sshfs's
+/// sftp-server, which speaks SFTP on its standard streams.
+spawn_result spawn_with_stdio(const drivers::process_spec& spec, int stdio_fd,
+                              const std::string& stderr_log);
+
 /// Watches one process through a pidfd. Use on the io thread only. Copies share the watch.
 class process_watch {
 public:

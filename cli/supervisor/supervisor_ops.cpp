@@ -236,16 +236,6 @@ void apply_supervised(store::instance& inst, const supervised_status& s) {
   }
 }
 
-std::string shell_quote(const std::string& s) {
-  if (!s.empty() && s.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
-                                        "0123456789@%+=:,./-_") == std::string::npos)
-    return s;
-  std::string out = "'";
-  for (char c : s)
-    out += c == '\'' ? std::string("'\"'\"'") : std::string(1, c);
-  return out + "'";
-}
-
 std::vector<std::string> ssh_option_args(const store::instance& inst) {
   if (!inst.config)
     throw cli_error(fmt::format("instance {} has no configuration", go_backquote(inst.name)));

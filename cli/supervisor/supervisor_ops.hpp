@@ -41,8 +41,6 @@ supervisor_statuses(const std::vector<std::string>& names, bool start_if_vms_run
 /// Overlays the supervisor's view on instances inspected from disk.
 void apply_supervised(store::instance& inst, const supervised_status& s);
 
-/// POSIX shell single-quoting (`it's` → `'it'"'"'s'`; safe words stay bare).
-std::string shell_quote(const std::string& s);
 
 /// The ssh(1) arguments Lima uses for `inst` (`-F /dev/null` and `-o K=V` for every option of
 /// runtime §6.2 but the host and port). Throws cli_error.

@@ -22,6 +22,10 @@ std::string go_quote(std::string_view s);
 /// otherwise the same as go_quote.
 std::string go_backquote(std::string_view s);
 
+/// A word for POSIX sh: unchanged when it holds only safe characters (letters, digits,
+/// `@%+=:,./-_`), else single-quoted (`'` becomes `'"'"'`). The empty string is `''`.
+std::string shell_quote(const std::string& s);
+
 /// A syscall.Errno as Go prints it: glibc's strerror with a lower-case first letter
 /// ("no such file or directory").
 std::string go_errno_text(int err);

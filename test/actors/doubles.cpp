@@ -157,6 +157,10 @@ ssh_double(ssh_master_actor::stateful_pointer<ssh_double_state> self, recorder_p
       self->state.rec->calls.push_back("ssh:forward:" + host + ":" + std::to_string(port));
       fd.reset();
     },
+    [=](atom::forward, owned_fd& fd, const std::string& command) {
+      self->state.rec->calls.push_back("ssh:attach:" + command);
+      fd.reset();
+    },
     [=](atom::ready) -> caf::result<ssh_ready> {
       auto& st = self->state;
       st.rec->calls.push_back("ssh:ready");

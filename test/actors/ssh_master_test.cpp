@@ -279,6 +279,37 @@ TEST_F(ssh_master_test, readiness_answers_as_soon_as_the_guest_writes_its_marker
   EXPECT_LT(ms_since(t0), 500);
 }
 
+/// The guest's boot scripts end the user's sessions (07-etc-environment.sh) before they write
+/// lima-ssh-ready: the master reconnects and keeps waiting instead of reporting a lost session.
+/// After the marker held, a loss is a loss again.
+TEST_F(ssh_master_test, a_session_ended_before_the_user_session_is_ready_is_reconnected) {
+  caf::scoped_actor self{sys};
+  auto c = config();
+  c.readiness.plain = false;
+  auto m = spawn(c);
+  ASSERT_FALSE(connect(self, m, target(sshd->port())));
+  self->monitor(m);
+  std::thread guest([&] {
+    std::this_thread::sleep_for(700ms); // the user-session requirement is waiting
+    sshd->signal_sessions(SIGKILL);     // loginctl terminate-user
+    std::this_thread::sleep_for(700ms);
+    write_marker(dir / "run" / "lima-ssh-ready", "iid-1700000000\n");
+    write_marker(dir / "run" / "lima-boot-done", "iid-1700000000\n");
+  });
+  std::optional<ssh_ready> ready;
+  self->request(m, 30s, atom::ready_v)
+    .receive([&](ssh_ready& r) { ready = std::move(r); },
+             [&](caf::error& e) { ADD_FAILURE() << describe(e); });
+  guest.join();
+  ASSERT_TRUE(ready);
+  EXPECT_TRUE(ready->errors.empty()) << ready->errors.front();
+  EXPECT_EQ(exec(self, m, "echo still").out, "still\n");
+  sshd->signal_sessions(SIGKILL);
+  auto reason = wait_down(self, 10s);
+  ASSERT_TRUE(reason) << "a loss after readiness went unnoticed";
+  EXPECT_EQ(code_of(*reason), ec::ssh_lost) << describe(*reason);
+}
+
 TEST_F(ssh_master_test, failed_requirements_are_reported_as_degraded) {
   caf::scoped_actor self{sys};
   auto c = config();

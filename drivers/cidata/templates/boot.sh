@@ -1,234 +1,282 @@
 #!/bin/sh
-# Origin: lima-vm/lima pkg/cidata/cidata.TEMPLATE.d/boot.sh (Apache-2.0).
-# calima: $LIMA_REBOOT_REQUIRED, the one-time password without passwordless sudo and an IID in lima-boot-done (runtime spec §3.6).
-
-# SPDX-FileCopyrightText: Copyright The Lima Authors
-# SPDX-License-Identifier: Apache-2.0
-
+# calima's guest-side driver for the cidata ISO (runtime spec §3.6). cloud-init's per-boot hook
+# (user-data write_files) runs it as root on every boot, with LIMA_CIDATA_MNT naming the mount
+# point of the ISO. It loads the instance settings, runs the boot steps, applies `provision:`,
+# and finally writes this boot's instance id to lima-boot-done: the host waits for that marker.
+# A step that fails is logged and turns the exit code to 1, but the steps after it still run.
 set -eu
 
-INFO() {
+# "LIMA <time>| " starts every line we log: /var/log/cloud-init-output.log is where users and
+# `limactl start --progress` look. (No line may say both "cloud-init" and "finished": the
+# progress reader takes such a line for the end of cloud-init.)
+log() {
 	echo "LIMA $(date -Iseconds)| $*"
 }
 
-WARNING() {
-	echo "LIMA $(date -Iseconds)| WARNING: $*"
+warn() {
+	log "WARNING: $*"
 }
 
-UNAME="$(uname -s)"
-
-RUN="/run"
-if [ "${UNAME}" != "Linux" ]; then
-	RUN="/var/run"
+UNAME=$(uname -s)
+RUN=/run
+if [ "$UNAME" != Linux ]; then
+	RUN=/var/run # BSD and macOS guests keep runtime files here
 fi
+
+# Markers describe this boot only. A step about to reboot the guest touches the reboot marker;
+# lima-boot-done is then not written, so the host keeps waiting for the next boot.
 rm -f "${RUN}/lima-boot-done"
-# A boot script about to reboot the guest creates this file; boot-done is then not signalled.
 LIMA_REBOOT_REQUIRED="${RUN}/lima-reboot-required"
 export LIMA_REBOOT_REQUIRED
-rm -f "${LIMA_REBOOT_REQUIRED}"
+rm -f "$LIMA_REBOOT_REQUIRED"
 
-# shellcheck disable=SC2163
-while read -r line; do [ -n "$line" ] && export "$line"; done <"${LIMA_CIDATA_MNT}"/lima.env
-# shellcheck disable=SC2163
-while read -r line; do [ -n "$line" ] && export "$line"; done <"${LIMA_CIDATA_MNT}"/param.env
+# lima.env and param.env: each non-empty line is one NAME=value to export, blanks around it
+# aside.
+export_each_line() {
+	while read -r line || [ -n "$line" ]; do
+		if [ -n "$line" ]; then
+			# shellcheck disable=SC2163 # the line is NAME=value: export it whole
+			export "$line"
+		fi
+	done
+}
+export_each_line <"${LIMA_CIDATA_MNT}/lima.env"
+export_each_line <"${LIMA_CIDATA_MNT}/param.env"
 
-# shellcheck disable=SC2163
-while read -r line; do
-	# pam_env implementation:
-	# - '#' is treated the same as newline; terminates value
-	# - skip leading tabs and spaces
-	# - skip leading "export " prefix (only single space)
-	# - skip leading quote ('\'' or '"') on the value side
-	# - skip trailing quote only if leading quote has been skipped;
-	#   quotes don't need to match; trailing quote may be omitted
-	line="$(echo "$line" | sed -E "s/^[ \\t]*(export )?//; s/#.*//; s/(^[^=]+=)[\"'](.*[^\"'])?[\"']?$/\1\2/")"
-	[ -n "$line" ] && export "$line"
-done <"${LIMA_CIDATA_MNT}"/etc_environment
+# etc_environment is meant for pam_env, so read it the way pam_env does: blanks and an
+# "export " before the name do not count, "#" ends the value (blanks before it stay), and a
+# quote that opens the value is dropped together with a quote that ends it (the two need not be
+# the same character).
+while IFS= read -r line; do
+	if [ -n "$line" ]; then
+		# shellcheck disable=SC2163 # the line is NAME=value: export it whole
+		export "$line"
+	fi
+done <<EOF
+$(sed -e 's/^[[:blank:]]*//' -e 's/[[:blank:]]*$//' -e 's/^export //' -e 's/#.*$//' \
+	-e "/^[^=][^=]*=[\"']/{" -e "s/=[\"']/=/" -e "s/[\"']\$//" -e '}' \
+	"${LIMA_CIDATA_MNT}/etc_environment")
+EOF
 
-PATH="${LIMA_CIDATA_MNT}"/util:"${PATH}"
+# Steps and provision scripts may call the helpers of util/ by name.
+PATH="${LIMA_CIDATA_MNT}/util:${PATH}"
 export PATH
 
 CODE=0
 
-# Don't make any changes to /etc or /var/lib until boot.Linux/04-persistent-data-volume.sh
-# has run because it might move the directories to /mnt/data on first boot. In that
-# case changes made on restart would be lost.
-
+# Runs every *.sh of a directory in name order; a failure is recorded, not fatal.
 run_boot_scripts() {
-	boot="$1"
-	if [ -e "${boot}" ]; then
-		for f in "${boot}"/*.sh; do
-			INFO "Executing $f"
-			if ! "$f"; then
-				WARNING "Failed to execute $f"
-				CODE=1
-			fi
-		done
-	fi
+	[ -d "$1" ] || return 0
+	for f in "$1"/*.sh; do
+		[ -e "$f" ] || continue
+		log "Executing $f"
+		if ! "$f"; then
+			warn "Failed to execute $f"
+			CODE=1
+		fi
+	done
 }
 
-# The boot.essential.${UNAME} scripts are executed in plain mode too.
+# The essential steps make the guest reachable (user, sudo, sshd) and run in plain mode too.
 run_boot_scripts "${LIMA_CIDATA_MNT}/boot.essential.${UNAME}"
-
-if [ "$LIMA_CIDATA_PLAIN" = "1" ]; then
-	INFO "Plain mode. Skipping to run non-essential boot scripts. Provisioning scripts will be still executed. Guest agent will not be running."
+if [ "${LIMA_CIDATA_PLAIN:-}" = 1 ]; then
+	log "plain mode: the other boot steps and the guest agent are left out; provision scripts still run"
 else
 	run_boot_scripts "${LIMA_CIDATA_MNT}/boot.${UNAME}"
 fi
 
-# indirect variable lookup, like ${!var} in bash
-deref() {
-	eval echo \$"$1"
+# The value of the variable whose name is $1 (empty when unset).
+value_of() {
+	eval "printf '%s\n' \"\${$1:-}\""
 }
 
-if [ -d "${LIMA_CIDATA_MNT}"/provision.data ]; then
+# `mode: data` provisions: provision.data/<index> is copied to its path, unless the path exists
+# and overwrite is false. A copy that fails stops boot.sh, so no boot-done is reported with the
+# file missing.
+if [ -d "${LIMA_CIDATA_MNT}/provision.data" ]; then
 	for f in "${LIMA_CIDATA_MNT}"/provision.data/*; do
-		filename=$(basename "$f")
-		overwrite=$(deref "LIMA_CIDATA_DATAFILE_${filename}_OVERWRITE")
-		owner=$(deref "LIMA_CIDATA_DATAFILE_${filename}_OWNER")
-		path=$(deref "LIMA_CIDATA_DATAFILE_${filename}_PATH")
-		permissions=$(deref "LIMA_CIDATA_DATAFILE_${filename}_PERMISSIONS")
-		user="${owner%%:*}"
-		if [ -e "$path" ] && [ "$overwrite" = "false" ]; then
-			INFO "Not overwriting $path"
-		else
-			INFO "Copying $f to $path"
-			if ! sudo -iu "${user}" mkdir -p "$(dirname "$path")"; then
-				WARNING "Failed to create directory for ${path} (as user ${user})"
-				WARNING "Falling back to creating directory as root to maintain compatibility"
-				mkdir -p "$(dirname "$path")"
-			fi
-			cp "$f" "$path"
-			chown "$owner" "$path"
-			chmod "$permissions" "$path"
-		fi
-	done
-fi
-
-if [ -d "${LIMA_CIDATA_MNT}"/provision.yq ]; then
-	yq="${LIMA_CIDATA_MNT}/lima-guestagent yq"
-	for f in "${LIMA_CIDATA_MNT}"/provision.yq/*; do
-		filename=$(basename "${f}")
-		format=$(deref "LIMA_CIDATA_YQ_PROVISION_${filename}_FORMAT")
-		owner=$(deref "LIMA_CIDATA_YQ_PROVISION_${filename}_OWNER")
-		path=$(deref "LIMA_CIDATA_YQ_PROVISION_${filename}_PATH")
-		permissions=$(deref "LIMA_CIDATA_YQ_PROVISION_${filename}_PERMISSIONS")
-		user="${owner%%:*}"
-		# Creating intermediate directories may fail if the user does not have permission.
-		# TODO: Create intermediate directories with the specified group ownership.
-		if ! sudo -iu "${user}" mkdir -p "$(dirname "${path}")"; then
-			WARNING "Failed to create directory for ${path} (as user ${user})"
-			CODE=1
+		[ -e "$f" ] || continue
+		id=${f##*/}
+		path=$(value_of "LIMA_CIDATA_DATAFILE_${id}_PATH")
+		owner=$(value_of "LIMA_CIDATA_DATAFILE_${id}_OWNER")
+		mode=$(value_of "LIMA_CIDATA_DATAFILE_${id}_PERMISSIONS")
+		overwrite=$(value_of "LIMA_CIDATA_DATAFILE_${id}_OVERWRITE")
+		if [ "$overwrite" = false ] && [ -e "$path" ]; then
+			log "$path exists and overwrite is false: left as it is"
 			continue
 		fi
-		# Since CIDATA is mounted with dmode=700,fmode=700,
-		# `lima-guestagent yq` cannot be executed by non-root users,
-		# and provision.yq/* files cannot be read by non-root users.
-		if [ -f "${path}" ]; then
-			INFO "Updating ${path}"
-			# If the user does not have write permission, it should fail.
-			# This avoids changes being made by the wrong user.
-			if ! sudo -iu "${user}" test -w "${path}"; then
-				WARNING "File ${path} is not writable by user ${user}"
-				CODE=1
-				continue
-			fi
-			# Relies on the fact that yq does not change the owner of the existing file.
-			if ! ${yq} --inplace --from-file "${f}" --input-format "${format}" --output-format "${format}" "${path}"; then
-				WARNING "Failed to update ${path} (as user ${user})"
-				CODE=1
-				continue
-			fi
-		else
-			if [ "${format}" = "auto" ]; then
-				# yq can't determine the output format from non-existing files
-				case "${path}" in
-				*.csv) format=csv ;;
-				*.ini) format=ini ;;
-				*.json) format=json ;;
-				*.properties) format=properties ;;
-				*.toml) format=toml ;;
-				*.tsv) format=tsv ;;
-				*.xml) format=xml ;;
-				*.yaml | *.yml) format=yaml ;;
-				*)
-					format=yaml
-					WARNING "Cannot determine file type for ${path}, using yaml format"
-					;;
-				esac
-			fi
-			INFO "Creating ${path}"
-			if ! ${yq} --null-input --from-file "${f}" --output-format "${format}" | sudo -iu "${user}" tee "${path}"; then
-				WARNING "Failed to create ${path} (as user ${user})"
-				CODE=1
-				continue
-			fi
+		log "Copying $f to $path"
+		# Missing parent directories should belong to the owner, so create them as the owner;
+		# when the owner may not, root creates them.
+		if ! sudo -iu "${owner%%:*}" mkdir -p "$(dirname "$path")"; then
+			warn "${owner%%:*} cannot create the directory of $path; creating it as root"
+			mkdir -p "$(dirname "$path")"
 		fi
-		if ! sudo -iu "${user}" chown "${owner}" "${path}"; then
-			WARNING "Failed to set owner for ${path} (as user ${user})"
-			CODE=1
-		fi
-		if ! sudo -iu "${user}" chmod "${permissions}" "${path}"; then
-			WARNING "Failed to set permissions for ${path} (as user ${user})"
-			CODE=1
-		fi
+		cp "$f" "$path"
+		chown "$owner" "$path"
+		chmod "$mode" "$path"
 	done
 fi
 
-if [ -d "${LIMA_CIDATA_MNT}"/provision.system ]; then
-	for f in "${LIMA_CIDATA_MNT}"/provision.system/*; do
-		INFO "Executing $f"
-		if ! "$f"; then
-			WARNING "Failed to execute $f"
-			CODE=1
-		fi
-	done
-fi
+# `mode: yq` provisions: provision.yq/<index> is a yq expression applied to its path, which is
+# created when missing. The yq evaluator is the guest agent's `yq` command, run by root because
+# the cidata is readable by root only; creating and checking the file happen as its owner, so
+# that the user cannot change a file through this that it could not change itself.
+yq_format_of_path() {
+	case "$1" in
+	*.csv) echo csv ;;
+	*.ini) echo ini ;;
+	*.json) echo json ;;
+	*.properties) echo properties ;;
+	*.toml) echo toml ;;
+	*.tsv) echo tsv ;;
+	*.xml) echo xml ;;
+	*.yaml | *.yml) echo yaml ;;
+	*) echo unknown ;;
+	esac
+}
 
-USER_SCRIPT="${LIMA_CIDATA_HOME}/.lima-user-script"
-if [ -d "${LIMA_CIDATA_MNT}"/provision.user ]; then
-	if [ ! -f /sbin/openrc-run ]; then
-		until [ -e "/run/user/${LIMA_CIDATA_UID}/systemd/private" ]; do sleep 3; done
+apply_yq() {
+	expression=$1
+	id=${expression##*/}
+	path=$(value_of "LIMA_CIDATA_YQ_PROVISION_${id}_PATH")
+	owner=$(value_of "LIMA_CIDATA_YQ_PROVISION_${id}_OWNER")
+	mode=$(value_of "LIMA_CIDATA_YQ_PROVISION_${id}_PERMISSIONS")
+	format=$(value_of "LIMA_CIDATA_YQ_PROVISION_${id}_FORMAT")
+	user=${owner%%:*}
+	yq=${LIMA_CIDATA_MNT}/lima-guestagent
+	if [ ! -x "$yq" ]; then
+		warn "cannot apply $expression to $path: there is no lima-guestagent (it evaluates yq) on the cidata"
+		return 1
 	fi
-	params=$(grep -o '^PARAM_[^=]*' "${LIMA_CIDATA_MNT}"/param.env | paste -sd ,)
-	for f in "${LIMA_CIDATA_MNT}"/provision.user/*; do
-		INFO "Executing $f (as user ${LIMA_CIDATA_USER})"
-		cp "$f" "${USER_SCRIPT}"
-		chown "${LIMA_CIDATA_USER}" "${USER_SCRIPT}"
-		chmod 755 "${USER_SCRIPT}"
-		if [ "${UNAME}" != "Linux" ]; then
-			WARNING "Provisioning user scripts are not supported on non-Linux platforms"
-			CODE=1
-		elif ! sudo -iu "${LIMA_CIDATA_USER}" "--preserve-env=${params}" "XDG_RUNTIME_DIR=/run/user/${LIMA_CIDATA_UID}" "${USER_SCRIPT}"; then
-			WARNING "Failed to execute $f (as user ${LIMA_CIDATA_USER})"
-			CODE=1
+	if ! sudo -iu "$user" mkdir -p "$(dirname "$path")"; then
+		warn "$user cannot create the directory of $path"
+		return 1
+	fi
+	if [ -f "$path" ]; then
+		log "Updating $path"
+		if ! sudo -iu "$user" test -w "$path"; then
+			warn "$user may not write $path"
+			return 1
 		fi
-		rm "${USER_SCRIPT}"
-	done
-fi
-
-# Without passwordless sudo the user needs a password: set a random one once and leave it in
-# ~/password for the user to read.
-if [ "${LIMA_CIDATA_PASSWORDLESS_SUDO}" != "1" ] && [ ! -e "${LIMA_CIDATA_HOME}/.lima-password-set" ]; then
-	password="$(od -An -N8 -tx1 /dev/urandom | tr -d ' \n')"
-	if [ "${UNAME}" = "FreeBSD" ]; then
-		echo "${password}" | pw usermod "${LIMA_CIDATA_USER}" -h 0
+		# An in-place edit keeps the file's owner.
+		if ! "$yq" yq --inplace --from-file "$expression" --input-format "$format" --output-format "$format" "$path"; then
+			warn "yq could not update $path"
+			return 1
+		fi
 	else
-		echo "${LIMA_CIDATA_USER}:${password}" | chpasswd
+		if [ "$format" = auto ]; then
+			# yq guesses the format from the content, and a new file has none: use its name.
+			format=$(yq_format_of_path "$path")
+			if [ "$format" = unknown ]; then
+				format=yaml
+				warn "no known format for the name $path; writing YAML"
+			fi
+		fi
+		log "Creating $path"
+		# Evaluate first, so that a failing expression leaves no empty file behind.
+		content=$(mktemp)
+		if ! "$yq" yq --null-input --from-file "$expression" --output-format "$format" >"$content"; then
+			rm -f "$content"
+			warn "yq could not evaluate $expression for $path"
+			return 1
+		fi
+		# shellcheck disable=SC2024 # root reads its temporary file; the user writes the target
+		if ! sudo -iu "$user" tee "$path" <"$content" >/dev/null; then
+			rm -f "$content"
+			warn "$user could not create $path"
+			return 1
+		fi
+		rm -f "$content"
 	fi
-	(
-		umask 077
-		echo "${password}" >"${LIMA_CIDATA_HOME}/password"
-	)
-	chown "${LIMA_CIDATA_USER}" "${LIMA_CIDATA_HOME}/password"
-	touch "${LIMA_CIDATA_HOME}/.lima-password-set"
+	result=0
+	if ! sudo -iu "$user" chown "$owner" "$path"; then
+		warn "$user could not change the owner of $path to $owner"
+		result=1
+	fi
+	if ! sudo -iu "$user" chmod "$mode" "$path"; then
+		warn "$user could not change the mode of $path to $mode"
+		result=1
+	fi
+	return "$result"
+}
+
+if [ -d "${LIMA_CIDATA_MNT}/provision.yq" ]; then
+	for f in "${LIMA_CIDATA_MNT}"/provision.yq/*; do
+		[ -e "$f" ] || continue
+		apply_yq "$f" || CODE=1
+	done
 fi
 
-# Signal that provisioning is done, unless a script is rebooting the guest. The instance ID changes
-# on every boot, so the content of a marker from a previous boot cycle is different.
-if [ ! -e "${LIMA_REBOOT_REQUIRED}" ]; then
+# `mode: system` provisions run as root.
+if [ -d "${LIMA_CIDATA_MNT}/provision.system" ]; then
+	for f in "${LIMA_CIDATA_MNT}"/provision.system/*; do
+		[ -e "$f" ] || continue
+		log "Executing $f"
+		if ! "$f"; then
+			warn "Failed to execute $f"
+			CODE=1
+		fi
+	done
+fi
+
+# `mode: user` provisions run as the user in a login shell, with the PARAM_* variables, from a
+# copy in the home directory (the user cannot read the cidata). With systemd they wait for the
+# user's service manager, since scripts commonly use `systemctl --user`.
+if [ -d "${LIMA_CIDATA_MNT}/provision.user" ]; then
+	if [ ! -f /sbin/openrc-run ]; then
+		until [ -e "/run/user/${LIMA_CIDATA_UID}/systemd/private" ]; do
+			sleep 3
+		done
+	fi
+	params=$(sed -n 's/^\(PARAM_[^=]*\)=.*/\1/p' "${LIMA_CIDATA_MNT}/param.env" | paste -sd , -)
+	copy="${LIMA_CIDATA_HOME}/.lima-user-script"
+	for f in "${LIMA_CIDATA_MNT}"/provision.user/*; do
+		[ -e "$f" ] || continue
+		log "Executing $f (as user ${LIMA_CIDATA_USER})"
+		cp "$f" "$copy"
+		chown "$LIMA_CIDATA_USER" "$copy"
+		chmod 755 "$copy"
+		if [ "$UNAME" != Linux ]; then
+			warn "user provision scripts are supported on Linux guests only"
+			CODE=1
+		elif ! sudo -iu "$LIMA_CIDATA_USER" ${params:+"--preserve-env=${params}"} \
+			"XDG_RUNTIME_DIR=/run/user/${LIMA_CIDATA_UID}" "$copy"; then
+			warn "Failed to execute $f (as user ${LIMA_CIDATA_USER})"
+			CODE=1
+		fi
+		rm -f "$copy"
+	done
+fi
+
+# Without passwordless sudo the user needs a password for sudo: pick a random one, once, and
+# leave it in ~/password, readable by the user only.
+if [ "${LIMA_CIDATA_PASSWORDLESS_SUDO:-}" != 1 ] && [ ! -e "${LIMA_CIDATA_HOME}/.lima-password-set" ]; then
+	password=$(od -An -N8 -tx1 /dev/urandom | tr -d ' \n')
+	if [ "${#password}" -ne 16 ]; then
+		# Never an empty or short password.
+		warn "could not read random bytes for the user's password; no password is set"
+		CODE=1
+	else
+		if [ "$UNAME" = FreeBSD ]; then
+			printf '%s\n' "$password" | pw usermod "$LIMA_CIDATA_USER" -h 0
+		else
+			printf '%s:%s\n' "$LIMA_CIDATA_USER" "$password" | chpasswd
+		fi
+		(
+			umask 077
+			printf '%s\n' "$password" >"${LIMA_CIDATA_HOME}/password"
+		)
+		chown "$LIMA_CIDATA_USER" "${LIMA_CIDATA_HOME}/password"
+		touch "${LIMA_CIDATA_HOME}/.lima-password-set"
+	fi
+fi
+
+# Done: the marker carries this boot's instance id, so a marker left by an earlier boot never
+# passes for this one.
+if [ ! -e "$LIMA_REBOOT_REQUIRED" ]; then
 	echo "${LIMA_CIDATA_IID}" >"${RUN}/lima-boot-done"
 fi
 
-INFO "Exiting with code $CODE"
+log "Exiting with code $CODE"
 exit "$CODE"

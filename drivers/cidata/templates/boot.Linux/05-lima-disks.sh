@@ -1,60 +1,59 @@
-#!/bin/bash
-# Origin: lima-vm/lima pkg/cidata/cidata.TEMPLATE.d/boot.Linux/05-lima-disks.sh (Apache-2.0).
+#!/bin/sh
+# calima boot step: the `additionalDisks:` of the instance. lima.env describes disk <i> as
+# LIMA_CIDATA_DISK_<i>_{NAME,DEVICE,FORMAT,FSTYPE,FSARGS}. A disk that has no file system
+# labelled lima-<name> yet is new: unless `format: false`, it gets one GPT partition holding a
+# file system (ext4 unless `fsType:` says otherwise) or swap, labelled lima-<name>. Every boot
+# then mounts the partition on /mnt/lima-<name> (or turns the swap on) and grows the partition
+# and its file system, since the disk may have been resized while the instance was stopped.
+set -eu
 
-# SPDX-FileCopyrightText: Copyright The Lima Authors
-# SPDX-License-Identifier: Apache-2.0
+[ "${LIMA_CIDATA_DISKS:-0}" -gt 0 ] || exit 0
 
-set -eux -o pipefail
-
-test "$LIMA_CIDATA_DISKS" -gt 0 || exit 0
-
-get_disk_var() {
-	diskvarname="LIMA_CIDATA_DISK_${1}_${2}"
-	eval echo \$"$diskvarname"
+# The value of LIMA_CIDATA_DISK_<i>_<field>, empty when unset.
+disk_field() {
+	eval "printf '%s\n' \"\${LIMA_CIDATA_DISK_${1}_${2}:-}\""
 }
 
-for i in $(seq 0 $((LIMA_CIDATA_DISKS - 1))); do
-	DISK_NAME="$(get_disk_var "$i" "NAME")"
-	DEVICE_NAME="$(get_disk_var "$i" "DEVICE")"
-	FORMAT_DISK="$(get_disk_var "$i" "FORMAT")"
-	FORMAT_FSTYPE="$(get_disk_var "$i" "FSTYPE")"
-	FORMAT_FSARGS="$(get_disk_var "$i" "FSARGS")"
+i=0
+while [ "$i" -lt "$LIMA_CIDATA_DISKS" ]; do
+	name=$(disk_field "$i" NAME)
+	device=/dev/$(disk_field "$i" DEVICE)
+	format=$(disk_field "$i" FORMAT)
+	fstype=$(disk_field "$i" FSTYPE)
+	fsargs=$(disk_field "$i" FSARGS)
+	i=$((i + 1))
+	: "${format:=true}" "${fstype:=ext4}"
+	label=lima-${name}
+	partition=${device}1
 
-	test -n "$FORMAT_DISK" || FORMAT_DISK=true
-	test -n "$FORMAT_FSTYPE" || FORMAT_FSTYPE=ext4
-
-	# first time setup
-	if [[ ! -b "/dev/disk/by-label/lima-${DISK_NAME}" ]]; then
-		if $FORMAT_DISK; then
-			if [ "$FORMAT_FSTYPE" == "swap" ]; then
-				echo 'type=swap' | sfdisk --label gpt "/dev/${DEVICE_NAME}"
-				# shellcheck disable=SC2086
-				mkswap $FORMAT_FSARGS -L "lima-${DISK_NAME}" "/dev/${DEVICE_NAME}1"
-			else
-				echo 'type=linux' | sfdisk --label gpt "/dev/${DEVICE_NAME}"
-				# shellcheck disable=SC2086
-				mkfs.$FORMAT_FSTYPE $FORMAT_FSARGS -L "lima-${DISK_NAME}" "/dev/${DEVICE_NAME}1"
-			fi
+	if [ ! -b "/dev/disk/by-label/${label}" ] && [ "$format" = true ]; then
+		echo "calima: formatting $device for disk $name ($fstype)"
+		if [ "$fstype" = swap ]; then
+			echo 'type=swap' | sfdisk --label gpt "$device"
+			# shellcheck disable=SC2086 # fsArgs are separate arguments
+			mkswap $fsargs -L "$label" "$partition"
+		else
+			echo 'type=linux' | sfdisk --label gpt "$device"
+			# shellcheck disable=SC2086 # fsArgs are separate arguments
+			"mkfs.${fstype}" $fsargs -L "$label" "$partition"
 		fi
 	fi
 
-	if [ "$FORMAT_FSTYPE" == "swap" ]; then
-		swapon "/dev/${DEVICE_NAME}1"
+	if [ "$fstype" = swap ]; then
+		swapon "$partition"
 	else
-		mkdir -p "/mnt/lima-${DISK_NAME}"
-		mount -t "$FORMAT_FSTYPE" "/dev/${DEVICE_NAME}1" "/mnt/lima-${DISK_NAME}"
+		mkdir -p "/mnt/${label}"
+		mount -t "$fstype" "$partition" "/mnt/${label}"
 	fi
+
+	# Grow online; both tools are optional (cloud-utils and e2fsprogs).
 	if command -v growpart >/dev/null 2>&1 && command -v resize2fs >/dev/null 2>&1; then
-		growpart "/dev/${DEVICE_NAME}" 1 || true
-		# Only resize when filesystem is in a healthy state
-		if command -v "fsck.$FORMAT_FSTYPE" -f -p "/dev/disk/by-label/lima-${DISK_NAME}"; then
-			if [[ $FORMAT_FSTYPE == "ext2" || $FORMAT_FSTYPE == "ext3" || $FORMAT_FSTYPE == "ext4" ]]; then
-				resize2fs "/dev/disk/by-label/lima-${DISK_NAME}" || true
-			elif [ "$FORMAT_FSTYPE" == "xfs" ]; then
-				xfs_growfs "/dev/disk/by-label/lima-${DISK_NAME}" || true
-			else
-				echo >&2 "WARNING: unknown fs '$FORMAT_FSTYPE'. FS will not be grew up automatically"
-			fi
-		fi
+		growpart "$device" 1 || true # fails when there is no room to grow
+		case "$fstype" in
+		swap) ;;
+		ext2 | ext3 | ext4) resize2fs "/dev/disk/by-label/${label}" || true ;;
+		xfs) xfs_growfs "/dev/disk/by-label/${label}" || true ;;
+		*) echo "calima: disk $name: calima cannot grow a $fstype file system; it keeps its size" >&2 ;;
+		esac
 	fi
 done

@@ -1,37 +1,25 @@
-#!/bin/bash
-# Origin: lima-vm/lima pkg/cidata/cidata.TEMPLATE.d/boot.Linux/06-enable-mdns-on-systemd.sh (Apache-2.0).
+#!/bin/sh
+# calima boot step: let systemd-resolved resolve and answer multicast DNS names (<host>.local).
+# resolved does mDNS on a link only when both its global setting and the link's setting allow
+# it. The global one is a drop-in. The per-link one cannot be set through netplan (the
+# systemd.network setting it would need is not written), so it is set with resolvectl, which
+# does not survive a reboot: hence on every boot. Guests without systemd-resolved are left alone.
+set -eu
 
-# SPDX-FileCopyrightText: Copyright The Lima Authors
-# SPDX-License-Identifier: Apache-2.0
-
-set -eux -o pipefail
-
-# Do nothing on OpenRC systems (e.g., Alpine Linux)
-if [[ -f /sbin/openrc-run ]]; then
-	exit 0
-fi
-
-# It depends on systemd-resolved
+[ ! -f /sbin/openrc-run ] || exit 0
 command -v systemctl >/dev/null 2>&1 || exit 0
 command -v resolvectl >/dev/null 2>&1 || exit 0
 
-# Configure systemd-resolved to enable mDNS resolution globally
-enable_mdns_conf_path=/etc/systemd/resolved.conf.d/00-lima-enable-mdns.conf
-enable_mdns_conf_content="[Resolve]
-MulticastDNS=yes
-"
-# Create /etc/systemd/resolved.conf.d/00-lima-enable-mdns.conf if its content is different
-if [ "$(echo "${enable_mdns_conf_content}" | sha256sum)" != "$(sha256sum <"${enable_mdns_conf_path}" 2>/dev/null)" ]; then
-	mkdir -p "$(dirname "${enable_mdns_conf_path}")"
-	echo "${enable_mdns_conf_content}" >"${enable_mdns_conf_path}"
+dropin=/etc/systemd/resolved.conf.d/00-lima-enable-mdns.conf
+wanted=$(printf '[Resolve]\nMulticastDNS=yes\n')
+if [ "$(cat "$dropin" 2>/dev/null)" != "$wanted" ]; then
+	mkdir -p "${dropin%/*}"
+	printf '%s\n' "$wanted" >"$dropin"
 	systemctl daemon-reload
 	systemctl restart systemd-resolved.service
 fi
 
-# On Ubuntu, systemd.network's configuration won't work.
-# See: https://unix.stackexchange.com/a/652582
-# So we need to enable mDNS per-link using resolvectl.
-for iface in $(resolvectl status | sed -n -E 's/^Link +[0-9]+ \(([^)]+)\)/\1/p'); do
-	# This setting is volatile and will be lost on reboot, so we need to set it every time
-	resolvectl mdns "${iface}" yes
+# `resolvectl status` names each link on a line "Link <index> (<name>)".
+for link in $(resolvectl status | awk '$1 == "Link" && $3 ~ /^\(.*\)$/ { print substr($3, 2, length($3) - 2) }'); do
+	resolvectl mdns "$link" yes
 done

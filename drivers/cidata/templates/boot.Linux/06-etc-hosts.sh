@@ -1,15 +1,12 @@
-#!/bin/bash
-# Origin: lima-vm/lima pkg/cidata/cidata.TEMPLATE.d/boot.Linux/06-etc-hosts.sh (Apache-2.0).
+#!/bin/sh
+# calima boot step: host.lima.internal names the host (the SLIRP gateway). The host-side DNS
+# (hostResolver) answers that name itself, but it is off for some instances, so /etc/hosts
+# carries it too: one line, rewritten on every boot since the gateway may change.
+set -eu
 
-# SPDX-FileCopyrightText: Copyright The Lima Authors
-# SPDX-License-Identifier: Apache-2.0
-
-set -eux -o pipefail
-
-# Define host.lima.internal in case the hostResolver is disabled. When using
-# the hostResolver, the name is provided by the lima resolver itself because
-# it doesn't have access to /etc/hosts inside the VM.
-sed '/host.lima.internal/d' /etc/hosts >/etc/hosts.tmp
-cat /etc/hosts.tmp >/etc/hosts
-rm -f /etc/hosts.tmp
-echo -e "${LIMA_CIDATA_SLIRP_GATEWAY}\thost.lima.internal" >>/etc/hosts
+others=$(grep -v 'host\.lima\.internal' /etc/hosts || true)
+# Rewrite the file in place rather than replace it: /etc/hosts may be a bind mount.
+{
+	[ -z "$others" ] || printf '%s\n' "$others"
+	printf '%s\thost.lima.internal\n' "$LIMA_CIDATA_SLIRP_GATEWAY"
+} >/etc/hosts

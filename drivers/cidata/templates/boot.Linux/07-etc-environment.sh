@@ -1,28 +1,21 @@
 #!/bin/sh
-# Origin: lima-vm/lima pkg/cidata/cidata.TEMPLATE.d/boot.Linux/07-etc-environment.sh (Apache-2.0).
+# calima boot step: put the instance's `env:` (and the proxy variables), the cidata's
+# etc_environment, into /etc/environment, replacing what an earlier boot put there between the
+# #LIMA-START and #LIMA-END lines. Then tell the host, with this boot's instance id in
+# /run/lima-ssh-ready, that ssh sessions started from now on get the final environment: the
+# host waits for that before it opens its long-lived ssh connection.
+set -eu
 
-# SPDX-FileCopyrightText: Copyright The Lima Authors
-# SPDX-License-Identifier: Apache-2.0
-
-set -eux
-
-# /etc/environment must be written after 04-persistent-data-volume.sh has run to
-# make sure the changes on a restart are applied to the persisted version.
-
-orig=$(test ! -f /etc/environment || cat /etc/environment)
-if [ -e /etc/environment ]; then
+before=$(cat /etc/environment 2>/dev/null || true)
+if [ -f /etc/environment ]; then
 	sed -i '/#LIMA-START/,/#LIMA-END/d' /etc/environment
 fi
 cat "${LIMA_CIDATA_MNT}/etc_environment" >>/etc/environment
 
-# It is possible that a requirements script has started an ssh session before
-# /etc/environment was updated, so we need to kill it to make sure it will
-# restart with the updated environment before "linger" is being enabled.
-
-if command -v loginctl >/dev/null 2>&1 && [ "${orig}" != "$(cat /etc/environment)" ]; then
-	loginctl terminate-user "${LIMA_CIDATA_USER}" || true
+# A session opened before this change (a readiness probe, say) would keep the old environment
+# and keep the user's systemd instance alive with it: end the user's sessions.
+if [ "$before" != "$(cat /etc/environment)" ] && command -v loginctl >/dev/null 2>&1; then
+	loginctl terminate-user "$LIMA_CIDATA_USER" || true
 fi
 
-# Signal that provisioning is done. The instance ID changes on every boot,
-# so any value from a previous boot cycle will be different.
 echo "${LIMA_CIDATA_IID}" >/run/lima-ssh-ready

@@ -1,47 +1,26 @@
 #!/bin/sh
-# Origin: lima-vm/lima pkg/cidata/cidata.TEMPLATE.d/boot.Linux/08-shell-prompt.sh (Apache-2.0).
+# calima boot step: the instance called "default" shows user@host in lime green (#32CD32), so
+# that its shells are easy to tell from the host's and other guests'. It changes the coloured
+# prompt of the Debian/Ubuntu ~/.bashrc (the one that has `color_prompt`), once: where that
+# prompt is green and the terminal can show more colours (24-bit, or 256), the green becomes
+# lime. The "# Lima PS1" line marks a .bashrc that has been changed already.
+set -eu
 
-# SPDX-FileCopyrightText: Copyright The Lima Authors
-# SPDX-License-Identifier: Apache-2.0
+[ "${LIMA_CIDATA_NAME}" = default ] || exit 0
+bashrc=${LIMA_CIDATA_HOME}/.bashrc
+grep -q color_prompt "$bashrc" 2>/dev/null || exit 0
+! grep -q '^# Lima PS1' "$bashrc" || exit 0
 
-set -eux
+cat >>"$bashrc" <<'EOF'
 
-# This script is only intended for the default.yaml image, which is based on Ubuntu LTS
-
-if [ "${LIMA_CIDATA_NAME}" = "default" ] && command -v patch >/dev/null 2>&1 && grep -q color_prompt "${LIMA_CIDATA_HOME}/.bashrc"; then
-
-	! grep -q "^# Lima PS1" "${LIMA_CIDATA_HOME}/.bashrc" || exit 0
-
-	# Change the default shell prompt from "green" to "lime green" (#32CD32)
-
-	patch --forward -r - "${LIMA_CIDATA_HOME}/.bashrc" <<'EOF'
-@@ -37,7 +37,11 @@
-
- # set a fancy prompt (non-color, unless we know we "want" color)
- case "$TERM" in
--    xterm-color|*-256color) color_prompt=yes;;
-+    xterm-color) color_prompt=yes;;
-+    *-256color)  color_prompt=256;;
-+esac
-+case "$COLORTERM" in
-+    truecolor) color_prompt=true;;
- esac
-
- # uncomment for a colored prompt, if the terminal has the capability; turned
-@@ -56,7 +60,12 @@
-     fi
- fi
-
--if [ "$color_prompt" = yes ]; then
-+# Lima PS1: set color to lime green
-+if [ "$color_prompt" = true ]; then
-+    PS1='${debian_chroot:+($debian_chroot)}\[\033[38;2;50;205;50m\]\u@\h\[\033[00m\]:\[\033[01;34m\]\w\[\033[00m\]\$ '
-+elif [ "$color_prompt" = 256 ]; then
-+    PS1='${debian_chroot:+($debian_chroot)}\[\033[38;5;77m\]\u@\h\[\033[00m\]:\[\033[01;34m\]\w\[\033[00m\]\$ '
-+elif [ "$color_prompt" = yes ]; then
-     PS1='${debian_chroot:+($debian_chroot)}\[\033[01;32m\]\u@\h\[\033[00m\]:\[\033[01;34m\]\w\[\033[00m\]\$ '
- else
-     PS1='${debian_chroot:+($debian_chroot)}\u@\h:\w\$ '
-EOF
-
+# Lima PS1: calima's default instance draws user@host in lime green where the terminal can.
+case "${COLORTERM:-}/${TERM:-}" in
+truecolor/*) __lime='38;2;50;205;50' ;;
+*/*-256color) __lime='38;5;77' ;;
+*) __lime= ;;
+esac
+if [ -n "$__lime" ]; then
+    PS1=${PS1/"\[\033[01;32m\]"/"\[\033[${__lime}m\]"}
 fi
+unset __lime
+EOF

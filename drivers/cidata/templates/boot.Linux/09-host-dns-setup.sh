@@ -1,30 +1,29 @@
 #!/bin/sh
-# Origin: lima-vm/lima pkg/cidata/cidata.TEMPLATE.d/boot/09-host-dns-setup.sh (Apache-2.0).
-set -eux
+# calima boot step: with hostResolver, the host answers DNS on local ports, not on port 53 of the
+# SLIRP DNS address the guest is told to use. NAT rules in our own chain LIMADNS send the
+# guest's queries (UDP and TCP) to the host's ports through the SLIRP gateway. The chain is
+# emptied and filled again on every run, so the ports of this start apply. Without iptables
+# nothing is done; 35-setup-packages.sh runs this again once packages are installed.
+set -eu
 
-readonly chain=LIMADNS
+command -v iptables >/dev/null 2>&1 || exit 0
 
-chain_exists() {
-	iptables --table nat -n --list "${chain}" >/dev/null 2>&1
-}
-
-# Wait until iptables has been installed; 35-configure-packages.sh will call this script again
-if command -v iptables >/dev/null 2>&1; then
-	if ! chain_exists; then
-		iptables --table nat --new-chain ${chain}
-		iptables --table nat --insert PREROUTING 1 --jump "${chain}"
-		iptables --table nat --insert OUTPUT 1 --jump "${chain}"
-	fi
-
-	# Remove old rules
-	iptables --table nat --flush ${chain}
-	# Add rules for the existing ip:port
-	if [ -n "${LIMA_CIDATA_UDP_DNS_LOCAL_PORT}" ] && [ "${LIMA_CIDATA_UDP_DNS_LOCAL_PORT}" -ne 0 ]; then
-		iptables --table nat --append "${chain}" --destination "${LIMA_CIDATA_SLIRP_DNS}" --protocol udp --dport 53 --jump DNAT \
-			--to-destination "${LIMA_CIDATA_SLIRP_GATEWAY}:${LIMA_CIDATA_UDP_DNS_LOCAL_PORT}"
-	fi
-	if [ -n "${LIMA_CIDATA_TCP_DNS_LOCAL_PORT}" ] && [ "${LIMA_CIDATA_TCP_DNS_LOCAL_PORT}" -ne 0 ]; then
-		iptables --table nat --append "${chain}" --destination "${LIMA_CIDATA_SLIRP_DNS}" --protocol tcp --dport 53 --jump DNAT \
-			--to-destination "${LIMA_CIDATA_SLIRP_GATEWAY}:${LIMA_CIDATA_TCP_DNS_LOCAL_PORT}"
-	fi
+chain=LIMADNS
+if ! iptables -t nat -S "$chain" >/dev/null 2>&1; then
+	iptables -t nat -N "$chain"
+	# First in both hooks: packets from other hosts (PREROUTING) and from the guest (OUTPUT).
+	iptables -t nat -I PREROUTING 1 -j "$chain"
+	iptables -t nat -I OUTPUT 1 -j "$chain"
 fi
+iptables -t nat -F "$chain"
+
+for protocol in udp tcp; do
+	if [ "$protocol" = udp ]; then
+		port=${LIMA_CIDATA_UDP_DNS_LOCAL_PORT:-0}
+	else
+		port=${LIMA_CIDATA_TCP_DNS_LOCAL_PORT:-0}
+	fi
+	[ "$port" -ne 0 ] || continue
+	iptables -t nat -A "$chain" -d "$LIMA_CIDATA_SLIRP_DNS" -p "$protocol" --dport 53 \
+		-j DNAT --to-destination "${LIMA_CIDATA_SLIRP_GATEWAY}:${port}"
+done

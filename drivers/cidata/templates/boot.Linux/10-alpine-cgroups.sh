@@ -1,13 +1,7 @@
 #!/bin/sh
-# Origin: lima-vm/lima pkg/cidata/cidata.TEMPLATE.d/boot.Linux/10-alpine-cgroups.sh (Apache-2.0).
+# calima boot step (Alpine only): container engines need /sys/fs/cgroup, which OpenRC's cgroups
+# service mounts. Plain mode, which runs no containers, skips this step.
+set -eu
 
-# SPDX-FileCopyrightText: Copyright The Lima Authors
-# SPDX-License-Identifier: Apache-2.0
-
-set -eux
-
-# This script prepares Alpine for lima; there is nothing in here for other distros
-test -f /etc/alpine-release || exit 0
-
-# mount /sys/fs/cgroup (used by container engines; not needed in plain mode)
+[ -f /etc/alpine-release ] || exit 0
 rc-service cgroups start

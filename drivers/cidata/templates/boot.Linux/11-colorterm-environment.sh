@@ -1,25 +1,24 @@
 #!/bin/sh
-# Origin: lima-vm/lima pkg/cidata/cidata.TEMPLATE.d/boot/11-colorterm-environment.sh (Apache-2.0).
-set -eux
+# calima boot step: programs in the guest choose their colours from COLORTERM, which ssh clients
+# send but sshd drops unless AcceptEnv names it. Add it to the usual "AcceptEnv LANG LC_*" line
+# of /etc/ssh/sshd_config and reload sshd. Distributions that configure sshd only in
+# sshd_config.d (openSUSE Tumbleweed) or have no such line are left as they are.
+set -eu
 
-# openSUSE Tumbleweed uses /etc/ssh/sshd_config.d, not /etc/ssh/sshd_config
-# TODO: support /etc/ssh/sshd_config.d
-if [ ! -e /etc/ssh/sshd_config ]; then
-	exit 0
-fi
+config=/etc/ssh/sshd_config
+[ -f "$config" ] || exit 0
+! grep -q COLORTERM "$config" || exit 0
+grep -q '^AcceptEnv LANG LC_\*$' "$config" || exit 0
 
-if grep -q "COLORTERM" /etc/ssh/sshd_config; then
-	exit 0
-fi
-
-# accept any incoming COLORTERM environment variable
-sed -i 's/^AcceptEnv LANG LC_\*$/AcceptEnv COLORTERM LANG LC_*/' /etc/ssh/sshd_config
+sed -i 's/^AcceptEnv LANG LC_\*$/AcceptEnv COLORTERM LANG LC_*/' "$config"
 if [ -f /sbin/openrc-run ]; then
 	rc-service --ifstarted sshd reload
 elif command -v systemctl >/dev/null 2>&1; then
-	if systemctl -q is-active ssh; then
-		systemctl reload ssh
-	elif systemctl -q is-active sshd; then
-		systemctl reload sshd
-	fi
+	# Debian and Ubuntu call the service ssh, others sshd.
+	for service in ssh sshd; do
+		if systemctl -q is-active "$service"; then
+			systemctl reload "$service"
+			break
+		fi
+	done
 fi

@@ -1,92 +1,85 @@
-#!/bin/bash
-# Origin: lima-vm/lima pkg/cidata/cidata.TEMPLATE.d/boot.Linux/25-guestagent-base.sh (Apache-2.0).
-# calima: skips the installation when the cidata carries no lima-guestagent.
+#!/bin/sh
+# calima boot step: install and start lima-guestagent (runtime spec §8.1), the guest's side of
+# port discovery and port forwarding. The copy on the cidata is installed as
+# <prefix>/bin/lima-guestagent when it differs from the installed one. With OpenRC it runs as
+# the lima-guestagent service written here; elsewhere `lima-guestagent install-systemd` writes
+# and (re)starts lima-guestagent.service (calima's agent starts itself when systemd is absent).
+# With reverse-sshfs, the mount points are made first and given to the user, because the host's
+# sshfs runs as the user and cannot create them.
+set -eu
 
-# SPDX-FileCopyrightText: Copyright The Lima Authors
-# SPDX-License-Identifier: Apache-2.0
-
-set -eux
-
-if [ "${LIMA_CIDATA_MOUNTTYPE}" = "reverse-sshfs" ]; then
-	# Create mount points
-	# NOTE: Busybox sh does not support `for ((i=0;i<$N;i++))` form
-	for f in $(seq 0 $((LIMA_CIDATA_MOUNTS - 1))); do
-		mountpointvar="LIMA_CIDATA_MOUNTS_${f}_MOUNTPOINT"
-		mountpoint="$(eval echo \$"$mountpointvar")"
-		mkdir -p "${mountpoint}"
-		gid=$(id -g "${LIMA_CIDATA_USER}")
-		chown "${LIMA_CIDATA_UID}:${gid}" "${mountpoint}"
+if [ "${LIMA_CIDATA_MOUNTTYPE}" = reverse-sshfs ]; then
+	group=$(id -g "$LIMA_CIDATA_USER")
+	i=0
+	while [ "$i" -lt "${LIMA_CIDATA_MOUNTS:-0}" ]; do
+		mount_point=$(eval "printf '%s\n' \"\${LIMA_CIDATA_MOUNTS_${i}_MOUNTPOINT}\"")
+		mkdir -p "$mount_point"
+		chown "${LIMA_CIDATA_UID}:${group}" "$mount_point"
+		i=$((i + 1))
 	done
 fi
 
-# calima: no lima-guestagent is shipped in the cidata yet; nothing to install then.
-if [ ! -e "${LIMA_CIDATA_MNT}"/lima-guestagent ]; then
-	echo "lima-guestagent is not in the cidata; skipping its installation"
+# calima leaves the agent off the cidata when it has none for the guest's architecture.
+shipped=${LIMA_CIDATA_MNT}/lima-guestagent
+if [ ! -e "$shipped" ]; then
+	echo "calima: no lima-guestagent on the cidata; not installing it"
 	exit 0
 fi
 
-# Install or update the guestagent binary
-mkdir -p "${LIMA_CIDATA_GUEST_INSTALL_PREFIX}"/bin
-guestagent_updated=false
-if [ "$(sha256sum <"${LIMA_CIDATA_MNT}"/lima-guestagent)" = "$(sha256sum <"${LIMA_CIDATA_GUEST_INSTALL_PREFIX}"/bin/lima-guestagent 2>/dev/null)" ]; then
-	echo "${LIMA_CIDATA_GUEST_INSTALL_PREFIX}/bin/lima-guestagent is up-to-date"
+installed=${LIMA_CIDATA_GUEST_INSTALL_PREFIX}/bin/lima-guestagent
+updated=false
+if [ -f "$installed" ] && [ "$(sha256sum <"$shipped")" = "$(sha256sum <"$installed")" ]; then
+	echo "calima: $installed is the cidata's lima-guestagent already"
 else
-	install -m 755 "${LIMA_CIDATA_MNT}"/lima-guestagent "${LIMA_CIDATA_GUEST_INSTALL_PREFIX}"/bin/lima-guestagent
-	guestagent_updated=true
+	mkdir -p "${installed%/*}"
+	# install(1) writes a new file, so a running agent's binary is not overwritten under it.
+	install -m 755 "$shipped" "$installed"
+	updated=true
 fi
 
-# Launch the guestagent service
-if [ -f /sbin/openrc-run ]; then
-	print_config() {
-		# Convert .env to conf.d by wrapping values in double quotes.
-		# Split the variable and value at the first "=" to handle cases where the value contains additional "=" characters.
-		sed -E 's/^([^=]+)=(.*)/\1="\2"/' "${LIMA_CIDATA_MNT}/lima.env"
-	}
-	print_script() {
-		# the openrc lima-guestagent service script
-		cat <<-'EOF'
-			#!/sbin/openrc-run
-			supervisor=supervise-daemon
-
-			log_file="${log_file:-/var/log/${RC_SVCNAME}.log}"
-			err_file="${err_file:-${log_file}}"
-			log_mode="${log_mode:-0644}"
-			log_owner="${log_owner:-root:root}"
-
-			supervise_daemon_args="${supervise_daemon_opts:---stderr \"${err_file}\" --stdout \"${log_file}\"}"
-
-			name="lima-guestagent"
-			description="Forward ports to the lima-hostagent"
-
-			command=${LIMA_CIDATA_GUEST_INSTALL_PREFIX}/bin/lima-guestagent
-			command_args="daemon --debug=${LIMA_CIDATA_DEBUG} --vsock-port \"${LIMA_CIDATA_VSOCK_PORT}\" --virtio-port \"${LIMA_CIDATA_VIRTIO_PORT}\""
-			command_background=true
-			pidfile="/run/lima-guestagent.pid"
-		EOF
-	}
-	if [ "${guestagent_updated}" = "false" ] &&
-		[ "$(print_config | sha256sum)" = "$(sha256sum </etc/conf.d/lima-guestagent 2>/dev/null)" ] &&
-		[ "$(print_script | sha256sum)" = "$(sha256sum </etc/init.d/lima-guestagent 2>/dev/null)" ]; then
-		echo "lima-guestagent service already up-to-date"
-		exit 0
-	fi
-
-	print_config >/etc/conf.d/lima-guestagent
-	print_script >/etc/init.d/lima-guestagent
-	chmod 755 /etc/init.d/lima-guestagent
-
-	rc-update add lima-guestagent default
-	rc-service --ifstarted lima-guestagent restart # restart if running, otherwise do nothing
-	rc-service --ifstopped lima-guestagent start   # start if not running, otherwise do nothing
-else
-	# Remove legacy systemd service
+if [ ! -f /sbin/openrc-run ]; then
+	# A user unit of earlier Lima versions would start a second agent.
 	rm -f "${LIMA_CIDATA_HOME}/.config/systemd/user/lima-guestagent.service"
-
-	if [ "${LIMA_CIDATA_VSOCK_PORT}" != "0" ]; then
-		sudo "${LIMA_CIDATA_GUEST_INSTALL_PREFIX}"/bin/lima-guestagent install-systemd --debug="${LIMA_CIDATA_DEBUG}" --guestagent-updated="${guestagent_updated}" --vsock-port "${LIMA_CIDATA_VSOCK_PORT}"
-	elif [ "${LIMA_CIDATA_VIRTIO_PORT}" != "" ]; then
-		sudo "${LIMA_CIDATA_GUEST_INSTALL_PREFIX}"/bin/lima-guestagent install-systemd --debug="${LIMA_CIDATA_DEBUG}" --guestagent-updated="${guestagent_updated}" --virtio-port "${LIMA_CIDATA_VIRTIO_PORT}"
+	if [ "${LIMA_CIDATA_VSOCK_PORT}" != 0 ]; then
+		set -- --vsock-port "$LIMA_CIDATA_VSOCK_PORT"
+	elif [ -n "${LIMA_CIDATA_VIRTIO_PORT}" ]; then
+		set -- --virtio-port "$LIMA_CIDATA_VIRTIO_PORT"
 	else
-		sudo "${LIMA_CIDATA_GUEST_INSTALL_PREFIX}"/bin/lima-guestagent install-systemd --debug="${LIMA_CIDATA_DEBUG}" --guestagent-updated="${guestagent_updated}"
+		set --
 	fi
+	exec "$installed" install-systemd --debug="$LIMA_CIDATA_DEBUG" --guestagent-updated="$updated" "$@"
 fi
+
+# OpenRC: the service reads lima.env from /etc/conf.d/lima-guestagent (OpenRC sources it before
+# the service script), with each value single-quoted for sh.
+conf_d() {
+	sed -e "s/'/'\\\\''/g" -e "s/=/='/" -e "s/\$/'/" "${LIMA_CIDATA_MNT}/lima.env"
+}
+init_d() {
+	cat <<'EOF'
+#!/sbin/openrc-run
+# calima's guest agent, kept running by supervise-daemon; its settings come from
+# /etc/conf.d/lima-guestagent (the instance's lima.env).
+name="lima-guestagent"
+description="calima guest agent: guest ports and port forwarding for the host"
+supervisor=supervise-daemon
+command="${LIMA_CIDATA_GUEST_INSTALL_PREFIX}/bin/lima-guestagent"
+command_args="daemon --debug=${LIMA_CIDATA_DEBUG} --vsock-port \"${LIMA_CIDATA_VSOCK_PORT}\" --virtio-port \"${LIMA_CIDATA_VIRTIO_PORT}\""
+pidfile="/run/lima-guestagent.pid"
+supervise_daemon_args="--stdout /var/log/lima-guestagent.log --stderr /var/log/lima-guestagent.log"
+EOF
+}
+
+if [ "$updated" = false ] &&
+	[ "$(conf_d)" = "$(cat /etc/conf.d/lima-guestagent 2>/dev/null)" ] &&
+	[ "$(init_d)" = "$(cat /etc/init.d/lima-guestagent 2>/dev/null)" ]; then
+	echo "calima: the lima-guestagent service is up to date"
+	exit 0
+fi
+conf_d >/etc/conf.d/lima-guestagent
+init_d >/etc/init.d/lima-guestagent
+chmod 755 /etc/init.d/lima-guestagent
+rc-update add lima-guestagent default
+# Restart a running agent (it may be the old binary); start a stopped one.
+rc-service --ifstarted lima-guestagent restart
+rc-service --ifstopped lima-guestagent start

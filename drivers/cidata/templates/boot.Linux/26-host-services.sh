@@ -1,14 +1,9 @@
-#!/bin/bash
-# Origin: lima-vm/lima pkg/cidata/cidata.TEMPLATE.d/boot.Linux/26-host-services.sh (Apache-2.0).
+#!/bin/sh
+# calima boot step: /run/host-services is where the host links the forwarded ssh-agent socket
+# (ssh.forwardAgent). The host does that over ssh as the user, who must not need sudo for it, so
+# the directory is made here, private to the user. /run is empty after every boot.
+set -eu
 
-# SPDX-FileCopyrightText: Copyright The Lima Authors
-# SPDX-License-Identifier: Apache-2.0
-
-set -eux
-
-# Pre-create /run/host-services owned by the guest user.
-# This allows the hostagent to create the SSH agent socket symlink
-# without requiring passwordless sudo.
 mkdir -p /run/host-services
 chmod 700 /run/host-services
-chown -R "${LIMA_CIDATA_USER}" /run/host-services
+chown -R "$LIMA_CIDATA_USER" /run/host-services

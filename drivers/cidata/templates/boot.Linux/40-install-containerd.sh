@@ -1,146 +1,153 @@
 #!/bin/bash
-# Origin: lima-vm/lima pkg/cidata/cidata.TEMPLATE.d/boot.Linux/40-install-containerd.sh (Apache-2.0).
+# calima boot step (systemd guests, `containerd.system` or `containerd.user`): install the
+# nerdctl-full archive of the cidata (containerd, nerdctl, BuildKit, stargz-snapshotter,
+# rootlesskit...) under the install prefix, replacing an older installation, then set up and
+# start containerd for root and/or the user. Configuration files that exist are never rewritten:
+# users may have edited them.
+set -eu
 
-# SPDX-FileCopyrightText: Copyright The Lima Authors
-# SPDX-License-Identifier: Apache-2.0
-
-set -eux
-: "${CONTAINERD_NAMESPACE:=default}"
-# Overridable in .bashrc
-: "${CONTAINERD_SNAPSHOTTER:=overlayfs}"
-
-if [ "${LIMA_CIDATA_CONTAINERD_SYSTEM}" != 1 ] && [ "${LIMA_CIDATA_CONTAINERD_USER}" != 1 ]; then
-	exit 0
-fi
-
-# This script does not work unless systemd is available
+[ "${LIMA_CIDATA_CONTAINERD_SYSTEM:-}" = 1 ] || [ "${LIMA_CIDATA_CONTAINERD_USER:-}" = 1 ] || exit 0
 command -v systemctl >/dev/null 2>&1 || exit 0
 
-# Extract bin/nerdctl and compare whether it is newer than the current /usr/local/bin/nerdctl (if already exists).
-# Takes 4-5 seconds. (FIXME: optimize)
-tmp_extract_nerdctl="$(mktemp -d)"
-tar Cxaf "${tmp_extract_nerdctl}" "${LIMA_CIDATA_MNT}"/"${LIMA_CIDATA_CONTAINERD_ARCHIVE}" bin/nerdctl
+# The environment can override both (20-rootless-base.sh may set the snapshotter for the user).
+namespace=${CONTAINERD_NAMESPACE:-default}
+snapshotter=${CONTAINERD_SNAPSHOTTER:-overlayfs}
+archive=${LIMA_CIDATA_MNT}/${LIMA_CIDATA_CONTAINERD_ARCHIVE}
+prefix=$LIMA_CIDATA_GUEST_INSTALL_PREFIX
+uid=$LIMA_CIDATA_UID
 
-if [ ! -f "${LIMA_CIDATA_GUEST_INSTALL_PREFIX}"/bin/nerdctl ] || [[ "${tmp_extract_nerdctl}"/bin/nerdctl -nt "${LIMA_CIDATA_GUEST_INSTALL_PREFIX}"/bin/nerdctl ]]; then
-	if [ -f "${LIMA_CIDATA_GUEST_INSTALL_PREFIX}"/bin/nerdctl ]; then
-		(
-			set +e
-			echo "Upgrading existing nerdctl"
-			echo "- Old: $("${LIMA_CIDATA_GUEST_INSTALL_PREFIX}"/bin/nerdctl --version)"
-			echo "- New: $("${tmp_extract_nerdctl}"/bin/nerdctl --version)"
-			systemctl disable --now containerd default-buildkit stargz-snapshotter
-			sudo -iu "${LIMA_CIDATA_USER}" "XDG_RUNTIME_DIR=/run/user/${LIMA_CIDATA_UID}" "PATH=${PATH}" "CONTAINERD_NAMESPACE=${CONTAINERD_NAMESPACE}" containerd-rootless-setuptool.sh uninstall-buildkit-containerd
-			sudo -iu "${LIMA_CIDATA_USER}" "XDG_RUNTIME_DIR=/run/user/${LIMA_CIDATA_UID}" "PATH=${PATH}" containerd-rootless-setuptool.sh uninstall
-		)
+# Runs a command as the user, in a login shell with the user's systemd and our PATH.
+as_user() {
+	sudo -iu "$LIMA_CIDATA_USER" "XDG_RUNTIME_DIR=/run/user/${uid}" "PATH=${PATH}" "$@"
+}
+
+# The archive is unpacked when its nerdctl is newer than the installed one (or none is
+# installed). Unpacking nerdctl alone first is the cheap way to learn its date.
+probe=$(mktemp -d)
+trap 'rm -rf "$probe"' EXIT
+tar -C "$probe" -xaf "$archive" bin/nerdctl
+if [ ! -f "${prefix}/bin/nerdctl" ] || [ "${probe}/bin/nerdctl" -nt "${prefix}/bin/nerdctl" ]; then
+	if [ -f "${prefix}/bin/nerdctl" ]; then
+		echo "calima: upgrading nerdctl-full: $("${prefix}/bin/nerdctl" --version || true) -> $("${probe}/bin/nerdctl" --version || true)"
+		# Stop what runs from the old files; failures here must not stop the upgrade.
+		systemctl disable --now containerd default-buildkit stargz-snapshotter || true
+		as_user "CONTAINERD_NAMESPACE=${namespace}" containerd-rootless-setuptool.sh uninstall-buildkit-containerd || true
+		as_user containerd-rootless-setuptool.sh uninstall || true
 	fi
-	tar Cxaf "${LIMA_CIDATA_GUEST_INSTALL_PREFIX}" "${LIMA_CIDATA_MNT}"/"${LIMA_CIDATA_CONTAINERD_ARCHIVE}"
-
+	tar -C "$prefix" -xaf "$archive"
 	mkdir -p /etc/bash_completion.d
 	nerdctl completion bash >/etc/bash_completion.d/nerdctl
-	# TODO: enable zsh completion too
 fi
 
-rm -rf "${tmp_extract_nerdctl}"
-
-if [ "${LIMA_CIDATA_CONTAINERD_SYSTEM}" = 1 ]; then
+if [ "${LIMA_CIDATA_CONTAINERD_SYSTEM:-}" = 1 ]; then
 	if [ ! -e /etc/containerd/config.toml ]; then
 		mkdir -p /etc/containerd
-		cat >"/etc/containerd/config.toml" <<EOF
-  version = 2
-  # TODO: remove imports after upgrading containerd to v2.2, as
-  # conf.d is set by default since v2.2.
-  imports = ['/etc/containerd/conf.d/*.toml']
-  [plugins."io.containerd.grpc.v1.cri"]
-    enable_cdi = true
-  [proxy_plugins]
-    [proxy_plugins."stargz"]
-      type = "snapshot"
-      address = "/run/containerd-stargz-grpc/containerd-stargz-grpc.sock"
+		cat >/etc/containerd/config.toml <<'EOF'
+# calima: containerd for root. CDI lets containers ask for devices by name; the stargz
+# snapshotter (lazy image pulls) runs as a separate service.
+version = 2
+# Drop-ins; containerd reads this directory by itself from 2.2 on.
+imports = ['/etc/containerd/conf.d/*.toml']
+
+[plugins."io.containerd.grpc.v1.cri"]
+enable_cdi = true
+
+[proxy_plugins.stargz]
+type = "snapshot"
+address = "/run/containerd-stargz-grpc/containerd-stargz-grpc.sock"
 EOF
 	fi
 	if [ ! -e /etc/buildkit/buildkitd.toml ]; then
 		mkdir -p /etc/buildkit
-		cat >"/etc/buildkit/buildkitd.toml" <<EOF
+		cat >/etc/buildkit/buildkitd.toml <<EOF
+# calima: BuildKit builds through containerd, so images land where nerdctl sees them.
 [worker.oci]
-  enabled = false
+enabled = false
 
 [worker.containerd]
-  enabled = true
-  namespace = "${CONTAINERD_NAMESPACE}"
-  snapshotter = "${CONTAINERD_SNAPSHOTTER}"
+enabled = true
+namespace = "${namespace}"
+snapshotter = "${snapshotter}"
 EOF
 	fi
 	systemctl enable --now containerd buildkit stargz-snapshotter
 fi
 
-if [ "${LIMA_CIDATA_CONTAINERD_USER}" = 1 ]; then
-	if [ ! -e "${LIMA_CIDATA_HOME}/.config/containerd/config.toml" ]; then
-		mkdir -p "${LIMA_CIDATA_HOME}/.config/containerd"
-		cat >"${LIMA_CIDATA_HOME}/.config/containerd/config.toml" <<EOF
-  version = 2
-  [plugins."io.containerd.grpc.v1.cri"]
-    enable_cdi = true
-  [proxy_plugins]
-    [proxy_plugins."fuse-overlayfs"]
-      type = "snapshot"
-      address = "/run/user/${LIMA_CIDATA_UID}/containerd-fuse-overlayfs.sock"
-    [proxy_plugins."stargz"]
-      type = "snapshot"
-      address = "/run/user/${LIMA_CIDATA_UID}/containerd-stargz-grpc/containerd-stargz-grpc.sock"
+[ "${LIMA_CIDATA_CONTAINERD_USER:-}" = 1 ] || exit 0
+
+config=${LIMA_CIDATA_HOME}/.config/containerd/config.toml
+if [ ! -e "$config" ]; then
+	mkdir -p "${config%/*}"
+	cat >"$config" <<EOF
+# calima: the user's (rootless) containerd. The snapshotters fuse-overlayfs and stargz run as
+# user services beside it.
+version = 2
+
+[plugins."io.containerd.grpc.v1.cri"]
+enable_cdi = true
+
+[proxy_plugins.fuse-overlayfs]
+type = "snapshot"
+address = "/run/user/${uid}/containerd-fuse-overlayfs.sock"
+
+[proxy_plugins.stargz]
+type = "snapshot"
+address = "/run/user/${uid}/containerd-stargz-grpc/containerd-stargz-grpc.sock"
 EOF
-		chown -R "${LIMA_CIDATA_USER}" "${LIMA_CIDATA_HOME}/.config"
-	fi
-	selinux=
-	if command -v selinuxenabled >/dev/null 2>&1 && selinuxenabled; then
-		selinux=1
-	fi
-	if [ ! -e "/etc/apparmor.d/usr.local.bin.rootlesskit" ] && [ -e "/etc/apparmor.d/abi/4.0" ] && [ -e "/proc/sys/kernel/apparmor_restrict_unprivileged_userns" ]; then
-		cat >"/etc/apparmor.d/usr.local.bin.rootlesskit" <<EOF
-# Ubuntu 23.10 introduced kernel.apparmor_restrict_unprivileged_userns
-# to restrict unsharing user namespaces:
-# https://ubuntu.com/blog/ubuntu-23-10-restricted-unprivileged-user-namespaces
-#
-# kernel.apparmor_restrict_unprivileged_userns is still opt-in in Ubuntu 23.10,
-# but it is expected to be enabled in future releases of Ubuntu.
+	chown -R "$LIMA_CIDATA_USER" "${LIMA_CIDATA_HOME}/.config"
+fi
+
+# Ubuntu 23.10 and later can keep unprivileged programs from creating user namespaces through
+# AppArmor (kernel.apparmor_restrict_unprivileged_userns); rootlesskit needs them.
+profile=/etc/apparmor.d/usr.local.bin.rootlesskit
+if [ ! -e "$profile" ] && [ -e /etc/apparmor.d/abi/4.0 ] && [ -e /proc/sys/kernel/apparmor_restrict_unprivileged_userns ]; then
+	cat >"$profile" <<'EOF'
+# calima: rootlesskit may create user namespaces.
 abi <abi/4.0>,
 include <tunables/global>
 
 /usr/local/bin/rootlesskit flags=(unconfined) {
   userns,
 
-  # Site-specific additions and overrides. See local/README for details.
+  # Local additions go in local/usr.local.bin.rootlesskit.
   include if exists <local/usr.local.bin.rootlesskit>
 }
 EOF
-		systemctl restart apparmor.service
-	fi
-	if [ ! -e "${LIMA_CIDATA_HOME}/.config/systemd/user/containerd.service" ]; then
-		until [ -e "/run/user/${LIMA_CIDATA_UID}/systemd/private" ]; do sleep 3; done
-		if [ -n "$selinux" ]; then
-			echo "Temporarily disabling SELinux, during installing containerd units"
-			setenforce 0
-		fi
-		if [ "$(sudo -iu "${LIMA_CIDATA_USER}" sh -ec 'systemctl --user show --property=RefuseManualStart --value dbus')" != "yes" ]; then
-			sudo -iu "${LIMA_CIDATA_USER}" "XDG_RUNTIME_DIR=/run/user/${LIMA_CIDATA_UID}" systemctl --user enable --now dbus
-		fi
-		sudo -iu "${LIMA_CIDATA_USER}" "XDG_RUNTIME_DIR=/run/user/${LIMA_CIDATA_UID}" "PATH=${PATH}" containerd-rootless-setuptool.sh install
-		sudo -iu "${LIMA_CIDATA_USER}" "XDG_RUNTIME_DIR=/run/user/${LIMA_CIDATA_UID}" "PATH=${PATH}" \
-			"CONTAINERD_NAMESPACE=${CONTAINERD_NAMESPACE}" "CONTAINERD_SNAPSHOTTER=${CONTAINERD_SNAPSHOTTER}" \
-			containerd-rootless-setuptool.sh install-buildkit-containerd
+	systemctl restart apparmor.service
+fi
 
-		# $CONTAINERD_SNAPSHOTTER is configured in 20-rootless-base.sh, when the guest kernel is < 5.13, or the instance was created with Lima < 0.9.0.
-		if [ "$(sudo -iu "${LIMA_CIDATA_USER}" sh -ec 'echo $CONTAINERD_SNAPSHOTTER')" = "fuse-overlayfs" ]; then
-			sudo -iu "${LIMA_CIDATA_USER}" "XDG_RUNTIME_DIR=/run/user/${LIMA_CIDATA_UID}" "PATH=${PATH}" containerd-rootless-setuptool.sh install-fuse-overlayfs
-		fi
+# The user's units are installed once; their presence marks a done installation.
+[ ! -e "${LIMA_CIDATA_HOME}/.config/systemd/user/containerd.service" ] || exit 0
 
-		if compare_version.sh "$(uname -r)" -ge "5.13"; then
-			sudo -iu "${LIMA_CIDATA_USER}" "XDG_RUNTIME_DIR=/run/user/${LIMA_CIDATA_UID}" "PATH=${PATH}" containerd-rootless-setuptool.sh install-stargz
-		else
-			echo >&2 "WARNING: the guest kernel seems older than 5.13. Skipping installing rootless stargz."
-		fi
-		if [ -n "$selinux" ]; then
-			echo "Restoring SELinux"
-			setenforce 1
-		fi
-	fi
+# containerd-rootless-setuptool.sh talks to the user's systemd: wait for it (linger starts it).
+until [ -e "/run/user/${uid}/systemd/private" ]; do
+	sleep 3
+done
+selinux=false
+if command -v selinuxenabled >/dev/null 2>&1 && selinuxenabled; then
+	selinux=true
+	echo "calima: SELinux is set to permissive while the rootless containerd units are installed"
+	setenforce 0
+fi
+# Where dbus is a user service that may be started by hand, rootless containerd needs it running.
+if [ "$(sudo -iu "$LIMA_CIDATA_USER" sh -ec 'systemctl --user show --property=RefuseManualStart --value dbus')" != yes ]; then
+	sudo -iu "$LIMA_CIDATA_USER" "XDG_RUNTIME_DIR=/run/user/${uid}" systemctl --user enable --now dbus
+fi
+as_user containerd-rootless-setuptool.sh install
+as_user "CONTAINERD_NAMESPACE=${namespace}" "CONTAINERD_SNAPSHOTTER=${snapshotter}" \
+	containerd-rootless-setuptool.sh install-buildkit-containerd
+# The user's login shell says which snapshotter to use (20-rootless-base.sh sets fuse-overlayfs
+# on kernels before 5.13).
+# shellcheck disable=SC2016 # expanded by the user's shell
+if [ "$(sudo -iu "$LIMA_CIDATA_USER" sh -ec 'echo "${CONTAINERD_SNAPSHOTTER:-}"')" = fuse-overlayfs ]; then
+	as_user containerd-rootless-setuptool.sh install-fuse-overlayfs
+fi
+if compare_version.sh "$(uname -r)" -ge 5.13; then
+	as_user containerd-rootless-setuptool.sh install-stargz
+else
+	echo "calima: the kernel is older than 5.13; rootless stargz-snapshotter is not installed" >&2
+fi
+if [ "$selinux" = true ]; then
+	echo "calima: SELinux is enforcing again"
+	setenforce 1
 fi

@@ -1,28 +1,26 @@
 #!/bin/sh
-# Origin: lima-vm/lima pkg/cidata/cidata.TEMPLATE.d/boot.essential.Linux/00-alpine-user-group.sh (Apache-2.0).
-# calima: flags $LIMA_REBOOT_REQUIRED before rebooting (runtime spec §3.7).
+# calima boot step (Alpine only, plain mode too): Alpine cloud images come with a user "alpine"
+# holding uid 1000, which the instance's user often wants. cloud-init sets up users on the first
+# boot only, so when that user is in the way, delete it, make cloud-init forget this instance and
+# reboot: the next boot creates our user from scratch. root also needs a sudo rule of its own,
+# because boot.sh runs commands as the user with `sudo -iu`.
+set -eu
 
-# SPDX-FileCopyrightText: Copyright The Lima Authors
-# SPDX-License-Identifier: Apache-2.0
+[ -f /etc/alpine-release ] || exit 0
 
-test -f /etc/alpine-release || exit 0
-
-# Make sure that root is in the sudoers file.
-# This is needed to run the user provisioning scripts.
-SUDOERS=/etc/sudoers.d/00-root-user
-if [ ! -f $SUDOERS ]; then
-	echo "root ALL=(ALL) NOPASSWD:ALL" >$SUDOERS
-	chmod 660 $SUDOERS
+rule=/etc/sudoers.d/00-root-user
+if [ ! -f "$rule" ]; then
+	echo "root ALL=(ALL) NOPASSWD:ALL" >"$rule"
+	chmod 0440 "$rule"
 fi
 
-# Remove the user embedded in the image,
-# and use cloud-init for users and groups.
-if [ "$LIMA_CIDATA_USER" != "alpine" ]; then
-	if [ "$(id -u alpine 2>&1)" = "1000" ]; then
-		userdel alpine
-		rmdir /home/alpine
-		cloud-init clean --logs
-		touch "${LIMA_REBOOT_REQUIRED}"
-		reboot
-	fi
+if [ "$LIMA_CIDATA_USER" = alpine ] || [ "$(id -u alpine 2>/dev/null)" != 1000 ]; then
+	exit 0
 fi
+echo "calima: removing the image's user alpine (uid 1000) and rebooting, so that cloud-init creates $LIMA_CIDATA_USER"
+userdel alpine
+rmdir /home/alpine 2>/dev/null || true # kept when it is not empty
+cloud-init clean --logs
+# Tell boot.sh not to report this boot as done.
+touch "$LIMA_REBOOT_REQUIRED"
+reboot

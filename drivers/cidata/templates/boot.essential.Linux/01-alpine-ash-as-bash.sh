@@ -1,16 +1,14 @@
 #!/bin/sh
-# Origin: lima-vm/lima pkg/cidata/cidata.TEMPLATE.d/boot.essential/01-alpine-ash-as-bash.sh (Apache-2.0).
-# calima: moved to boot.essential.Linux/ (runtime spec §3.7); skipped when bash exists.
-# This script pretends that /bin/ash can be used as /bin/bash, so all following
-# cloud-init scripts can use `#!/bin/bash` and `set -o pipefail`.
-test -f /etc/alpine-release || exit 0
+# calima boot step (Alpine only, plain mode too): the later steps and the host's readiness
+# checks run `#!/bin/bash` scripts, and Alpine has no bash unless it is installed. Busybox's ash
+# understands enough of bash for them (`set -o pipefail` included, `[[` not), so until bash is
+# installed /bin/bash is a small script that hands over to ash. It cannot be a symlink: ash is
+# itself a link to busybox, which would look for an applet called "bash".
+set -eu
+
+[ -f /etc/alpine-release ] || exit 0
 [ ! -e /bin/bash ] || exit 0
 
-# Redirect bash to ash (built with CONFIG_ASH_BASH_COMPAT) and hope for the best :)
-# It does support `set -o pipefail`, but not `[[`.
-# /bin/bash can't be a symlink because /bin/ash is a symlink to /bin/busybox
-cat >/bin/bash <<'EOF'
-#!/bin/sh
-exec /bin/ash "$@"
-EOF
-chmod +x /bin/bash
+# shellcheck disable=SC2016 # "$@" belongs to the script being written
+printf '#!/bin/sh\nexec /bin/ash "$@"\n' >/bin/bash
+chmod 755 /bin/bash

@@ -1,46 +1,35 @@
 #!/bin/sh
-# Origin: lima-vm/lima pkg/cidata/cidata.TEMPLATE.d/boot.essential.Linux/10-alpine-prep.sh (Apache-2.0).
+# calima boot step (Alpine only, plain mode too): what the host needs from any guest, which
+# Alpine does not give by default. The host checks readiness over ssh with public-key logins,
+# runs commands with sudo, forwards ports through sshd, and stops the guest with an ACPI
+# power-button press.
+set -eu
 
-# SPDX-FileCopyrightText: Copyright The Lima Authors
-# SPDX-License-Identifier: Apache-2.0
+[ -f /etc/alpine-release ] || exit 0
 
-set -eux
-
-# This script prepares Alpine for lima; there is nothing in here for other distros.
-# The script is executed in plain mode too, as the host agent depends on bash, sudo,
-# and public key auth for checking the boot completion, and on sshd TCP forwarding
-# for forwarding static ports.
-test -f /etc/alpine-release || exit 0
-
-# Configure apk repos
-BRANCH=edge
-VERSION_ID=$(awk -F= '$1=="VERSION_ID" {print $2}' /etc/os-release)
-case ${VERSION_ID} in
-*_alpha* | *_beta*) BRANCH=edge ;;
-*.*.*) BRANCH=v${VERSION_ID%.*} ;;
+# The main and community repositories of this release (edge for development snapshots).
+version=$(sed -n 's/^VERSION_ID=//p' /etc/os-release | tr -d '"')
+case "$version" in
+*_alpha* | *_beta*) branch=edge ;;
+*.*.*) branch="v${version%.*}" ;;
+*) branch=edge ;;
 esac
-
-for REPO in main community; do
-	URL="https://dl-cdn.alpinelinux.org/alpine/${BRANCH}/${REPO}"
-	if ! grep -q "^${URL}$" /etc/apk/repositories; then
-		echo "${URL}" >>/etc/apk/repositories
-	fi
+for repository in main community; do
+	url="https://dl-cdn.alpinelinux.org/alpine/${branch}/${repository}"
+	grep -qxF "$url" /etc/apk/repositories || echo "$url" >>/etc/apk/repositories
 done
 
-# Alpine comes with doas instead of sudo
-if ! command -v sudo >/dev/null 2>&1; then
-	apk add sudo
-fi
+# Alpine ships doas.
+command -v sudo >/dev/null 2>&1 || apk add sudo
 
-# Alpine doesn't use PAM so we need to explicitly allow public key auth
-usermod -p '*' "${LIMA_CIDATA_USER}"
+# Without PAM, sshd refuses even a public key to a locked account ("!" as the password hash);
+# "*" keeps password logins impossible but lets keys in.
+usermod -p '*' "$LIMA_CIDATA_USER"
 
-# Alpine disables TCP forwarding, which is needed by the lima-guestagent
-sed -i 's/AllowTcpForwarding no/AllowTcpForwarding yes/g' /etc/ssh/sshd_config
-# Enable PAM so as to load /etc/environment via pam_env
-sed -i 's/#UsePAM no/UsePAM yes/g' /etc/ssh/sshd_config
+# Port forwarding goes through sshd; UsePAM lets pam_env read /etc/environment for ssh sessions.
+sed -i -e 's/AllowTcpForwarding no/AllowTcpForwarding yes/g' -e 's/#UsePAM no/UsePAM yes/g' /etc/ssh/sshd_config
 rc-service --ifstarted sshd reload
 
-# `limactl stop` tells acpid to powerdown
+# acpid turns the power button into a clean shutdown.
 rc-update add acpid
 rc-service acpid start

@@ -1,78 +1,66 @@
-#!/bin/bash
-# Origin: lima-vm/lima pkg/cidata/cidata.TEMPLATE.d/util/compare_version.sh (Apache-2.0).
-
-# SPDX-FileCopyrightText: Copyright The Lima Authors
-# SPDX-License-Identifier: Apache-2.0
-
+#!/bin/sh
+# calima helper (util/ is on boot.sh's PATH): compare two version strings in `sort -V` order,
+# e.g. a kernel release against the first release with a feature.
+#   compare_version.sh A OP B     OP is -eq, -ne, -lt, -le, -gt or -ge; exits 0 when A OP B holds
+# -eq and -ne compare the strings as they are. `SELFTEST=1 compare_version.sh` tests the helper.
 set -eu
 
-: "${SELFTEST:=}"
-if [ -n "$SELFTEST" ]; then
+if [ -n "${SELFTEST:-}" ]; then
 	unset SELFTEST
-	echo >&2 "=== Running positive tests ==="
-	(
-		set -x
-		"$0" 0.1.2 -eq 0.1.2
-		"$0" 0.1.2 -ne 0.1.3
-		"$0" 0.1.2 -ge 0.1.1
-		"$0" 0.1.2 -ge 0.1.2
-		"$0" 0.1.10 -ge 0.1.9
-		"$0" 0.1.2 -gt 0.1.1
-		"$0" 0.1.10 -gt 0.1.9
-		"$0" 0.1.2 -le 0.1.2
-		"$0" 0.1.2 -le 0.1.3
-		"$0" 0.1.2 -le 0.1.10
-		"$0" 0.1.2 -lt 0.1.3
-		"$0" 0.1.2 -lt 0.1.10
-	)
-	echo >&2 "=== Running negative tests ==="
-	(
-		set -x
-		"$0" 0.1.2 -eq 0.1.1 && false
-		"$0" 0.1.2 -ne 0.1.2 && false
-		"$0" 0.1.2 -ge 0.1.3 && false
-		"$0" 0.1.2 -gt 0.1.2 && false
-		"$0" 0.1.2 -le 0.1.1 && false
-		"$0" 0.1.2 -lt 0.1.2 && false
-		true
-	)
-	exit 0
+	failed=0
+	expect() { # expect true|false A OP B
+		want=$1
+		shift
+		if "$0" "$@"; then got=true; else got=false; fi
+		if [ "$got" = "$want" ]; then
+			echo "ok: $* is $want"
+		else
+			echo "FAIL: $* should be $want" >&2
+			failed=1
+		fi
+	}
+	expect true 1.2.3 -eq 1.2.3
+	expect false 1.2.3 -eq 1.2.4
+	expect true 1.2.3 -ne 1.2.4
+	expect false 1.2.3 -ne 1.2.3
+	expect true 1.2.10 -gt 1.2.9
+	expect false 1.2.3 -gt 1.2.3
+	expect true 1.2.3 -ge 1.2.3
+	expect true 1.10 -ge 1.9.9
+	expect false 1.2.3 -ge 1.2.4
+	expect true 1.2.9 -lt 1.2.10
+	expect false 1.2.3 -lt 1.2.3
+	expect true 1.2.3 -le 1.2.3
+	expect false 1.2.10 -le 1.2.9
+	expect true 6.1.0-28-amd64 -ge 5.13
+	expect true 5.4.0-150-generic -lt 5.13
+	exit "$failed"
 fi
 
 if [ "$#" -ne 3 ]; then
-	echo >&2 "Usage: $0 VERSION-A OP VERSION-B"
-	echo >&2 "Implemented operators: -eq, -ne, -ge, -gt, -le, -lt"
-	echo >&2 ""
-	echo >&2 "Example: $0 1.2.10 -ge 1.2.9"
+	cat >&2 <<EOF
+usage: $0 VERSION OP VERSION
+  OP: -eq -ne -lt -le -gt -ge (versions ordered as by sort -V)
+  e.g. $0 "\$(uname -r)" -ge 5.13
+EOF
 	exit 1
 fi
 
-version_a="$1"
-op="$2"
-version_b="$3"
+a=$1
+op=$2
+b=$3
+# The later of the two versions.
+later=$(printf '%s\n%s\n' "$a" "$b" | sort -V | tail -n 1)
 
-sorted="$(echo -ne "${version_a}\n${version_b}\n" | sort -V -r | head -n1)"
-case "${op}" in
--eq)
-	[ "${version_a}" = "${version_b}" ]
-	;;
--ne)
-	[ "${version_a}" != "${version_b}" ]
-	;;
--ge)
-	[ "${version_a}" = "${sorted}" ]
-	;;
--gt)
-	[ "${version_a}" = "${sorted}" ] && [ "${version_a}" != "${version_b}" ]
-	;;
--le)
-	[ "${version_b}" = "${sorted}" ]
-	;;
--lt)
-	[ "${version_b}" = "${sorted}" ] && [ "${version_a}" != "${version_b}" ]
-	;;
+case "$op" in
+-eq) [ "$a" = "$b" ] ;;
+-ne) [ "$a" != "$b" ] ;;
+-ge) [ "$later" = "$a" ] ;;
+-gt) [ "$a" != "$b" ] && [ "$later" = "$a" ] ;;
+-le) [ "$later" = "$b" ] ;;
+-lt) [ "$a" != "$b" ] && [ "$later" = "$b" ] ;;
 *)
-	echo "Unknown operator \"$op\""
+	echo "$0: unknown operator $op (use -eq, -ne, -lt, -le, -gt or -ge)" >&2
 	exit 1
 	;;
 esac

@@ -1,47 +1,50 @@
-#!/bin/bash
-# Origin: lima-vm/lima pkg/cidata/cidata.TEMPLATE.d/util/unescape_fstab.sh (Apache-2.0).
-
-# SPDX-FileCopyrightText: Copyright The Lima Authors
-# SPDX-License-Identifier: Apache-2.0
-
-# Read a string on stdin and write it to stdout with the octal escapes used in
-# /etc/fstab and /proc/mounts decoded to their literal characters:
-# "\040" -> space, "\011" -> tab, "\012" -> newline, "\134" -> backslash,
-# "\043" -> "#".
-#
-# This decodes the full set of escapes the kernel emits in /proc/mounts and that
-# mount(8) reads from /etc/fstab -- a superset of what util/escape_fstab.sh
-# produces (only \040, \011 and \134). It round-trips that script's output
-# (unescape(escape(x)) == x) but is not its exact inverse.
-# https://github.com/torvalds/linux/blob/v6.6/fs/proc_namespace.c#L89
-
+#!/bin/sh
+# calima helper (util/ is on boot.sh's PATH): a filter from stdin to stdout that turns the octal
+# escapes of /etc/fstab and /proc/mounts back into characters: \040 space, \011 tab, \012
+# newline, \134 backslash and \043 "#", the characters the kernel escapes in mount paths. It
+# undoes escape_fstab.sh. The text is read in one pass, so a decoded backslash never starts
+# another escape ("\134040" is a backslash followed by "040").
+# `SELFTEST=1 unescape_fstab.sh` tests the filter.
 set -eu
 
-: "${SELFTEST:=}"
-if [ -n "${SELFTEST}" ]; then
+if [ -n "${SELFTEST:-}" ]; then
 	unset SELFTEST
-	tab=$(printf '\t')
-	check() {
-		local desc=$1 input=$2 want=$3 got
-		got=$(printf '%s\n' "${input}" | "$0")
-		if [ "${got}" = "${want}" ]; then
-			echo "ok: ${desc}"
+	failed=0
+	expect() { # expect DESCRIPTION INPUT OUTPUT
+		got=$(printf '%s\n' "$2" | "$0")
+		if [ "$got" = "$3" ]; then
+			echo "ok: $1"
 		else
-			echo "FAIL: ${desc}" >&2
-			printf '  want: %q\n  got:  %q\n' "${want}" "${got}" >&2
-			return 1
+			printf 'FAIL: %s\n  want: %s\n  got:  %s\n' "$1" "$3" "$got" >&2
+			failed=1
 		fi
 	}
-	echo >&2 "=== Running tests ==="
-	check "spaces are decoded" '/tmp/dir\040with\040spaces' "/tmp/dir with spaces"
-	check "tab is decoded" '/a\011b' "/a${tab}b"
-	check "newline is decoded" 'a\012b' "$(printf 'a\nb')"
-	check "backslash is decoded" '/a\134b' '/a\b'
-	check "hash is decoded" '/a\043b' "/a#b"
-	check "a string without escapes is unchanged" "/mnt/nospace" "/mnt/nospace"
-	check "mixed escapes are decoded" '/a\040b\134c' '/a b\c'
-	echo >&2 "=== All tests passed ==="
-	exit 0
+	expect "space" '/Users/me/My\040Files' '/Users/me/My Files'
+	expect "tab" 'a\011b' "$(printf 'a\tb')"
+	expect "newline" 'a\012b' "$(printf 'a\nb')"
+	expect "backslash" 'a\134b' 'a\b'
+	expect "hash" 'a\043b' 'a#b'
+	expect "a decoded backslash starts no escape" 'a\134040' 'a\040'
+	expect "other backslashes stay" 'a\b\1' 'a\b\1'
+	expect "no escapes" '/mnt/plain' '/mnt/plain'
+	exit "$failed"
 fi
 
-sed -e 's/\\040/ /g; s/\\011/\t/g; s/\\012/\n/g; s/\\134/\\/g; s/\\043/#/g'
+awk '
+BEGIN { decoded["040"] = " "; decoded["011"] = "\t"; decoded["012"] = "\n"; decoded["134"] = "\\"; decoded["043"] = "#" }
+{
+	rest = $0
+	out = ""
+	while ((i = index(rest, "\\")) > 0) {
+		code = substr(rest, i + 1, 3)
+		if (code in decoded) {
+			out = out substr(rest, 1, i - 1) decoded[code]
+			rest = substr(rest, i + 4)
+		} else {
+			out = out substr(rest, 1, i)
+			rest = substr(rest, i + 1)
+		}
+	}
+	print out rest
+}
+'
