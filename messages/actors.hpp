@@ -72,6 +72,10 @@ using instance_parent_actor = caf::typed_actor<
 
 // -- children of an instance supervisor -------------------------------------------------------
 
+/// Where a child's log lines go: the instance supervisor (which writes them to `ha.stderr.log`
+/// and streams them to `limactl start`) or, in tests, an event log.
+using log_sink_actor = caf::typed_actor<caf::reacts_to<atom::log, log_line>>;
+
 /// The EVENT LOG actor of one instance: `$INST/ha.stdout.log` (events, JSON lines) and
 /// `$INST/ha.stderr.log` (logrus JSON lines).
 using event_log_actor = caf::typed_actor<
@@ -233,6 +237,8 @@ using instance_supervisor_actor = caf::typed_actor<
   /// ssh_master_actor); and the mounts now (from the mount manager).
   caf::reacts_to<atom::forward, owned_fd, std::string>,
   caf::reacts_to<atom::mounts, std::vector<mount_info>>,
+  /// A child's log line (the SSH master's readiness progress): written like the supervisor's own.
+  caf::reacts_to<atom::log, log_line>,
   // -- internal --
   /// The run preparation of generation `uint64_t` finished: the run, or (null run) the error.
   caf::reacts_to<atom::prepared, uint64_t, instance_run_ptr, std::string>,

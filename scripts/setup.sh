@@ -21,6 +21,11 @@ packages=(
   # test guest: scripts/build-test-guest.sh (+ apt, dpkg-deb), scripts/boot-test-guest.sh (+ the
   # qemu-system-x86 and xorriso above): readelf/strings, xz, mke2fs, QMP over a unix socket
   binutils xz-utils e2fsprogs socat
+  # real guest: scripts/build-real-guest.sh (Debian's cloud image rebuilt from the archive: root
+  # file system, GPT disk with an EFI system partition and a standalone GRUB, no loop devices)
+  mmdebstrap fdisk dosfstools mtools grub-efi-amd64-bin
+  # reverse-sshfs mounts: OpenSSH's sftp-server serves the host directory
+  openssh-sftp-server
 )
 
 missing=()

@@ -80,7 +80,7 @@ struct ssh_master_config {
   int keepalive_count_max = 4;
   /// Where progress lines go (Lima's "Waiting for the essential requirement 1 of 2: \"ssh\"");
   /// when invalid, to calima's log on stderr.
-  event_log_actor log;
+  log_sink_actor log;
 };
 
 enum class ssh_master_phase : uint8_t { idle, connecting, authenticated, checking, ready, failed };

@@ -103,8 +103,11 @@ instance_factory make_instance_factory(caf::actor_system& sys, io_thread& io, st
       };
       return spawn_vm_process(sys, std::move(vc), io.ctx());
     };
-    make.ssh = [&sys, &io](caf::local_actor*, const child_context& c) {
-      return spawn_ssh_master(sys, io.ctx(), ssh_config_for(*c.run));
+    make.ssh = [&sys, &io](caf::local_actor* sup, const child_context& c) {
+      auto sc = ssh_config_for(*c.run);
+      // Lima's start shows the requirements as they are waited for: through the supervisor's log.
+      sc.log = caf::actor_cast<log_sink_actor>(sup);
+      return spawn_ssh_master(sys, io.ctx(), std::move(sc));
     };
     make.ports = [&sys, &io](caf::local_actor* sup, const child_context& c)
       -> port_forward_manager_actor {

@@ -5,6 +5,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <iterator>
 
 /// The instance supervisor's ordered, timed shutdown (drawn in instance_supervisor.hpp): one
 /// child at a time in reverse start order, the VM powered down (or, forced, killed) first.
@@ -13,8 +14,10 @@ namespace calima::actors::supervisor_detail {
 namespace {
 
 // Reverse start order: the ordered shutdown stops children in this order.
-constexpr component stop_order[] = {component::ports, component::ssh, component::vm,
-                                    component::event_log};
+constexpr component stop_order[] = {component::mounts, component::ports, component::ssh,
+                                    component::vm, component::event_log};
+static_assert(std::size(stop_order) == std::size(all_components),
+              "every component has its place in the shutdown");
 
 } // namespace
 

@@ -740,6 +740,10 @@ instance_supervisor(instance_supervisor_pointer self, instance_spec spec, child_
       if (self->state.ssh)
         self->send(self->state.ssh, atom::forward_v, std::move(fd), std::move(command));
     },
+    [=](atom::log, log_line& line) {
+      if (!self->state.shutting_down)
+        write_log(self, std::move(line.level), std::move(line.msg), std::move(line.fields));
+    },
     [=](atom::mounts, std::vector<mount_info>& now) {
       if (!self->state.shutting_down)
         on_mounts(self, std::move(now));

@@ -120,6 +120,7 @@ instance_supervisor_actor::behavior_type parent_double(std::shared_ptr<parent_lo
     },
     [](atom::forward, owned_fd& fd, const std::string&) { fd.reset(); },
     [](atom::mounts, std::vector<mount_info>&) {},
+    [](atom::log, log_line&) {},
     [](atom::prepared, uint64_t, instance_run_ptr&, std::string&) {},
     [](atom::restart, component, uint64_t) {},
     [](atom::timeout, component, uint64_t) {},

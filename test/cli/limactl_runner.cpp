@@ -114,7 +114,7 @@ run_result limactl_runner::run(const std::vector<std::string>& args, const std::
   int open_fds = 2;
   while (open_fds > 0 || fds[2].fd >= 0) {
     int nfds = fds[2].fd >= 0 ? 3 : 2;
-    if (::poll(fds, nfds, 30000) <= 0) {
+    if (::poll(fds, nfds, silence_limit_ms) <= 0) {
       ::kill(pid, SIGKILL);
       break;
     }

@@ -32,6 +32,9 @@ public:
   /// Extra environment for every run.
   std::map<std::string, std::string> env;
 
+  /// A run that prints nothing for this long is killed (SIGKILL, status 137).
+  int silence_limit_ms = 30000;
+
 private:
   std::string root_;
   std::string lima_home_;
