@@ -82,6 +82,10 @@ prepared_instance prepare_instance(const std::string& lima_home, const std::stri
   p.disks = disks;
   try {
     download::prepare_images(cfg, p.dir);
+    // Before the disk and the VM: a missing archive fails the start at once, not after a
+    // 10-minute readiness wait for nerdctl in the guest.
+    auto nerdctl = p.plain ? std::string{}
+                           : download::prepare_nerdctl_archive(cfg, download::default_cache_dir());
     driver->prepare_disk(cfg, p.dir);
 
     p.ssh_local_port = static_cast<int>(cfg.ssh ? cfg.ssh->local_port.value_or(0) : 0);
@@ -105,6 +109,7 @@ prepared_instance prepare_instance(const std::string& lima_home, const std::stri
       else
         p.warnings.push_back("port forwarding falls back to SSH (TCP only): " + why);
     }
+    cp.nerdctl_archive = nerdctl;
     cidata::write_cidata(cp);
     p.iid = cp.iid;
 

@@ -92,6 +92,12 @@ void prepare_images(const limayaml::lima_yaml& cfg, const std::string& instance_
 void prepare_images(const limayaml::lima_yaml& cfg, const std::string& instance_dir,
                     const std::string& cache_dir);
 
+/// Lima's ensureNerdctlArchiveCache: with containerd (system or user) enabled, the first
+/// `containerd.archives` entry for the arch that can be had through the download cache (digest
+/// checked) or locally; its path is shipped in cidata as nerdctl-full.tgz. "" when containerd is
+/// off. Throws error naming every archive tried and how to start without containerd.
+std::string prepare_nerdctl_archive(const limayaml::lima_yaml& cfg, const std::string& cache_dir);
+
 /// UEFI code for the QEMU driver: unless `firmware.legacyBIOS` or `$INST/qemu-efi-code.fd`
 /// exists, downloads the first `firmware.images[]` entry for the arch (vmType "" or qemu) into
 /// it. Failures are logged as warnings (the driver then searches the system firmware).

@@ -142,6 +142,38 @@ void prepare_images(const limayaml::lima_yaml& cfg, const std::string& inst,
   throw error(errors);
 }
 
+std::string prepare_nerdctl_archive(const limayaml::lima_yaml& cfg, const std::string& cache_dir) {
+  auto& cd = cfg.containerd;
+  if (!cd || !(cd->system.value_or(false) || cd->user.value_or(false)))
+    return {};
+  auto arch = cfg.arch.value_or(host_arch_name());
+  std::string errors;
+  for (const auto& f : cd->archives) {
+    auto location = f.location.value_or("");
+    try {
+      auto r = download_file("", ref_of(f.location, f.arch, f.digest, arch), false,
+                             "the nerdctl archive", arch, cache_dir);
+      if (!r.cache_path.empty())
+        return r.cache_path;
+      if (is_local(location))
+        return location.rfind("file://", 0) == 0 ? location.substr(7) : location;
+      throw error(fmt::format("cache did not contain {}", go_quote(location)));
+    } catch (const skipped_error&) {
+      continue; // another arch
+    } catch (const error& e) {
+      errors += (errors.empty() ? "" : "\n") + std::string(e.what());
+    }
+  }
+  if (errors.empty())
+    errors = fmt::format("containerd.archives has no archive for {}", go_quote(arch));
+  throw error(fmt::format(
+    "containerd is enabled, but the nerdctl archive cannot be had: {}\n"
+    "To run without containerd, create the instance with --containerd none, or turn it off in "
+    "an existing one: limactl edit --set '.containerd.system=false | .containerd.user=false' "
+    "INSTANCE",
+    errors));
+}
+
 void prepare_firmware(const limayaml::lima_yaml& cfg, const std::string& inst,
                       const std::string& cache_dir) {
   if (!cfg.firmware || cfg.firmware->legacy_bios.value_or(false))

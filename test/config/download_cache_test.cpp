@@ -434,3 +434,68 @@ TEST_F(download_test, prepare_images_keeps_to_the_first_variant) {
   prepare_images(cfg, out, cache);
   EXPECT_EQ(slurp(out + "/image"), "variant one");
 }
+
+// -- the nerdctl archive (containerd) ---------------------------------------------
+
+namespace {
+
+calima::limayaml::file_ref archive_of(const std::string& location, const std::string& arch,
+                                      const std::string& digest = "") {
+  calima::limayaml::file_ref f;
+  f.location = location;
+  f.arch = arch;
+  if (!digest.empty())
+    f.digest = digest;
+  return f;
+}
+
+calima::limayaml::lima_yaml with_containerd(bool on) {
+  calima::limayaml::lima_yaml cfg;
+  cfg.arch = "x86_64";
+  cfg.containerd.emplace();
+  cfg.containerd->system = false;
+  cfg.containerd->user = on;
+  return cfg;
+}
+
+} // namespace
+
+TEST_F(download_test, nerdctl_archive_comes_through_the_cache_with_its_digest_checked) {
+  server.set("/nerdctl-arm.tgz", {"arm", lm1});
+  server.set("/nerdctl.tgz", {"archive", lm1});
+  auto cfg = with_containerd(true);
+  cfg.containerd->archives.push_back(archive_of(server.url("/nerdctl-arm.tgz"), "aarch64"));
+  cfg.containerd->archives.push_back(
+    archive_of(server.url("/nerdctl.tgz"), "x86_64", sha256_digest("archive")));
+  auto path = prepare_nerdctl_archive(cfg, cache);
+  EXPECT_EQ(slurp(path), "archive");
+  EXPECT_EQ(path.rfind(cache, 0), 0u) << path << " is not in the cache";
+  for (const auto& r : server.requests())
+    EXPECT_EQ(r.find("/nerdctl-arm.tgz"), std::string::npos) << r;
+  // containerd off: nothing is fetched.
+  auto before = server.requests().size();
+  EXPECT_EQ(prepare_nerdctl_archive(with_containerd(false), cache), "");
+  EXPECT_EQ(server.requests().size(), before);
+}
+
+TEST_F(download_test, a_missing_nerdctl_archive_fails_at_once_naming_it_and_the_way_out) {
+  server.set("/nerdctl.tgz", {"archive", lm1});
+  auto cfg = with_containerd(true);
+  cfg.containerd->archives.push_back(
+    archive_of(server.url("/nerdctl.tgz"), "x86_64", sha256_digest("something else")));
+  cfg.containerd->archives.push_back(archive_of(server.url("/gone.tgz"), "x86_64"));
+  try {
+    prepare_nerdctl_archive(cfg, cache);
+    FAIL() << "no error";
+  } catch (const calima::download::error& e) {
+    std::string what = e.what();
+    EXPECT_NE(what.find("nerdctl archive cannot be had"), std::string::npos) << what;
+    EXPECT_NE(what.find(server.url("/nerdctl.tgz")), std::string::npos) << what;
+    EXPECT_NE(what.find("expected digest"), std::string::npos) << what;
+    EXPECT_NE(what.find(server.url("/gone.tgz")), std::string::npos) << what;
+    EXPECT_NE(what.find("--containerd none"), std::string::npos) << what;
+  }
+  auto none = with_containerd(true); // enabled, but no archive for this arch
+  none.containerd->archives.push_back(archive_of(server.url("/nerdctl.tgz"), "aarch64"));
+  EXPECT_THROW(prepare_nerdctl_archive(none, cache), calima::download::error);
+}
