@@ -187,9 +187,23 @@ using sshfs_mount_actor = caf::typed_actor<
   /// The sftp-server of attempt `uint64_t` ended; how.
   caf::reacts_to<atom::exited, uint64_t, std::string>>::extend_with<supervised_actor>;
 
+/// A VIRTIOFSD (runtime §9.3): QEMU's virtiofsd serving one `mountType: virtiofs` share on
+/// `$INST/virtiofsd-N.sock` (vhost-user), started before QEMU. The process runs in its own
+/// session and ends when QEMU disconnects, so a VM that outlives the supervisor keeps its shares.
+/// The actor fails when virtiofsd ends while it serves.
+using virtiofsd_actor = caf::typed_actor<
+  caf::replies_to<atom::status>::with<mount_info>,
+  // -- internal --
+  /// virtiofsd of attempt `uint64_t` runs (pid), or (pid 0) why it could not start.
+  caf::reacts_to<atom::spawned, uint64_t, int32_t, std::string>,
+  /// virtiofsd of attempt `uint64_t` ended; how.
+  caf::reacts_to<atom::exited, uint64_t, std::string>,
+  /// Time to look for the socket again (attempt `uint64_t`).
+  caf::reacts_to<atom::retry, uint64_t>>::extend_with<supervised_actor>;
+
 /// The MOUNT MANAGER of one running instance (component `mounts`): one actor per mount that needs
-/// a host process (reverse-sshfs), restarted one for one with backoff; 9p and virtiofs mounts
-/// are the guest's fstab and QEMU's business.
+/// a host process (reverse-sshfs: sftp-server; virtiofs: virtiofsd), restarted one for one with
+/// backoff; 9p mounts are QEMU's and the guest fstab's business.
 using mount_manager_actor = caf::typed_actor<
   /// Replies once every mount was tried once: the errors of those that did not mount.
   caf::replies_to<atom::ready>::with<std::vector<std::string>>,

@@ -17,14 +17,17 @@
 
 #include <algorithm>
 #include <map>
+#include <optional>
 
 namespace calima::actors {
 
 namespace {
 
 struct mount_slot {
-  sshfs_mount_config cfg;
-  sshfs_mount_actor actor;
+  /// Exactly one of the two.
+  std::optional<sshfs_mount_config> sshfs;
+  std::optional<virtiofsd_config> virtiofs;
+  supervised_actor actor;
   mount_info info;
   /// Bumped for every incarnation; restart timers carry it.
   uint64_t generation = 0;
@@ -39,6 +42,9 @@ struct mount_manager_state {
   boost::asio::io_context* io = nullptr;
   instance_supervisor_actor supervisor;
   std::vector<mount_slot> slots;
+  /// The running mount actors, shared with the functor that ends them with the manager.
+  std::shared_ptr<std::vector<supervised_actor>> children
+    = std::make_shared<std::vector<supervised_actor>>();
   std::map<caf::actor_addr, std::size_t> by_addr;
   std::vector<caf::typed_response_promise<std::vector<std::string>>> ready_waiters;
   bool hung = false;
@@ -63,8 +69,8 @@ std::vector<std::string> errors_of(const mount_manager_state& st) {
   std::vector<std::string> out = st.cfg.errors;
   for (auto& s : st.slots)
     if (s.info.state != mount_state::mounted)
-      out.push_back(fmt::format("failed to mount {} on {} (reverse-sshfs): {}",
-                                go_quote(s.info.location), go_quote(s.info.mount_point),
+      out.push_back(fmt::format("failed to mount {} on {} ({}): {}",
+                                go_quote(s.info.location), go_quote(s.info.mount_point), s.info.type,
                                 s.info.error.empty() ? "not mounted yet" : s.info.error));
   return out;
 }
@@ -88,10 +94,16 @@ void start_slot(self_pointer self, std::size_t i) {
   auto& s = st.slots[i];
   ++s.generation;
   s.started = self->clock().now();
-  s.actor = spawn_sshfs_mount(self->system(), *st.io, s.cfg, st.supervisor,
-                              caf::actor_cast<mount_manager_actor>(self));
+  auto me = caf::actor_cast<mount_manager_actor>(self);
+  if (s.sshfs)
+    s.actor = spawn_sshfs_mount(self->system(), *st.io, *s.sshfs, st.supervisor, me);
+  else
+    s.actor = spawn_virtiofsd(self->system(), *st.io, *s.virtiofs, me);
   self->monitor(s.actor);
   st.by_addr[s.actor.address()] = i;
+  auto& kids = *st.children;
+  kids.erase(std::remove_if(kids.begin(), kids.end(), [](auto& a) { return !a; }), kids.end());
+  kids.push_back(s.actor);
 }
 
 void on_down(self_pointer self, const caf::down_msg& dm) {
@@ -101,8 +113,12 @@ void on_down(self_pointer self, const caf::down_msg& dm) {
     return;
   auto i = it->second;
   st.by_addr.erase(it);
+  auto& kids = *st.children;
+  kids.erase(std::remove_if(kids.begin(), kids.end(),
+                            [&](auto& a) { return a.address() == dm.source; }),
+             kids.end());
   auto& s = st.slots[i];
-  s.actor = sshfs_mount_actor{};
+  s.actor = supervised_actor{};
   s.settled = true;
   ++s.info.restarts;
   s.info.state = mount_state::restarting;
@@ -125,24 +141,36 @@ mount_manager_actor::behavior_type mount_manager(self_pointer self, boost::asio:
   st.io = io;
   st.supervisor = std::move(supervisor);
   st.cfg = std::move(cfg);
-  for (auto& m : st.cfg.mounts) {
+  auto add = [&](const auto& m, const char* type) {
     mount_slot s;
-    s.cfg = m;
     s.info.index = m.index;
-    s.info.type = "reverse-sshfs";
+    s.info.type = type;
     s.info.location = m.location;
     s.info.mount_point = m.mount_point;
     s.info.writable = m.writable;
+    return s;
+  };
+  for (auto& m : st.cfg.mounts) {
+    auto s = add(m, "reverse-sshfs");
+    s.sshfs = m;
+    st.slots.push_back(std::move(s));
+  }
+  for (auto& m : st.cfg.virtiofs) {
+    auto s = add(m, "virtiofs");
+    s.virtiofs = m;
     st.slots.push_back(std::move(s));
   }
   for (std::size_t i = 0; i < st.slots.size(); ++i)
     start_slot(self, i);
   self->set_down_handler([=](caf::down_msg& dm) { on_down(self, dm); });
-  // The mounts end with their manager (each takes its sftp-server with it).
-  self->attach_functor([self] {
-    for (auto& s : self->state.slots)
-      if (s.actor)
-        caf::anon_send_exit(s.actor, caf::exit_reason::user_shutdown);
+  // The mounts end with their manager, for the same reason: a crash leaves the daemons to the
+  // next incarnation (virtiofsd is adopted), a shutdown ends them.
+  self->attach_functor([children = st.children](const caf::error& reason) {
+    auto why = reason ? reason : caf::error{caf::exit_reason::user_shutdown};
+    for (auto& a : *children)
+      if (a) // an exit_msg carrying our own reason (anon_send_exit takes exit_reason only)
+        a->enqueue(nullptr, caf::make_message_id(),
+                   caf::make_message(caf::exit_msg{a->address(), why}), nullptr);
   });
   return {
     [=](atom::ready) -> caf::result<std::vector<std::string>> {
@@ -168,8 +196,8 @@ mount_manager_actor::behavior_type mount_manager(self_pointer self, boost::asio:
       if (digits.empty() || digits.find_first_not_of("0123456789") != std::string::npos
           || (n = static_cast<uint32_t>(std::stoul(digits))) >= st.slots.size())
         return caf::make_error(ec::invalid_argument,
-                               fmt::format("no mount {} (the instance has {} reverse-sshfs "
-                                           "mount(s), numbered from 0)",
+                               fmt::format("no mount {} (the instance has {} mount(s) with a "
+                                           "host process, numbered from 0)",
                                            go_quote(name), st.slots.size()));
       if (!st.slots[n].actor)
         return caf::make_error(ec::invalid_state, name + " is restarting");
@@ -204,19 +232,39 @@ mount_manager_actor::behavior_type mount_manager(self_pointer self, boost::asio:
 mount_manager_config mount_config_of(const instance_run& run, std::string& error) {
   mount_manager_config out;
   auto& y = run.config;
-  if (run.plain || y.mount_type.value_or("") != "reverse-sshfs" || y.mounts.empty())
+  auto type = y.mount_type.value_or("");
+  if (run.plain || y.mounts.empty() || (type != "reverse-sshfs" && type != "virtiofs"))
     return out;
-  auto server = find_sftp_server();
   auto home = fs::home_dir();
+  if (type == "virtiofs") {
+    auto program = find_virtiofsd();
+    if (program.empty()) {
+      error = "virtiofs needs QEMU's virtiofsd on the host (Debian: qemu-system-common, "
+              "/usr/lib/qemu/virtiofsd), or set $CALIMA_VIRTIOFSD";
+      return {};
+    }
+    for (std::size_t i = 0; i < y.mounts.size(); ++i) {
+      auto& m = y.mounts[i];
+      virtiofsd_config c;
+      c.index = static_cast<uint32_t>(i);
+      c.location = fs::expand_home(m.location.value_or(""), home);
+      c.mount_point = m.mount_point.value_or(c.location);
+      c.writable = m.writable.value_or(false);
+      c.program = program;
+      auto base = fmt::format("{}/virtiofsd-{}", run.dir, i);
+      c.socket_path = base + ".sock"; // the QEMU driver's chardev path
+      c.pid_file = base + ".pid";
+      c.log_file = base + ".stderr.log";
+      out.virtiofs.push_back(std::move(c));
+    }
+    return out;
+  }
+  auto server = find_sftp_server();
   for (std::size_t i = 0; i < y.mounts.size(); ++i) {
     auto& m = y.mounts[i];
     sshfs_mount_config c;
     c.index = static_cast<uint32_t>(i);
-    auto loc = m.location.value_or("");
-    if (loc == "~")
-      loc = home;
-    else if (loc.rfind("~/", 0) == 0)
-      loc = home + loc.substr(1);
+    auto loc = fs::expand_home(m.location.value_or(""), home);
     c.location = loc;
     c.mount_point = m.mount_point.value_or(loc);
     c.writable = m.writable.value_or(false);

@@ -55,7 +55,9 @@ std::string where(const ssh_target& t) {
 void note(self_pointer self, const std::string& level, const std::string& msg,
           std::vector<log_field> fields = {}) {
   auto& st = self->state;
-  if (st.cfg.log) {
+  // Debug lines (connect retries every 0.5 s while the guest boots) stay in calima's own log,
+  // filtered by its level, as Lima keeps them out of ha.stderr.log without --debug.
+  if (st.cfg.log && level != "debug") {
     self->send(st.cfg.log, atom::log_v, log_line{level, msg, std::move(fields)});
     return;
   }

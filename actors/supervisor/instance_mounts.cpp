@@ -15,6 +15,46 @@ bool needs_mounts(const instance_supervisor_state& st) {
   return st.run->config.mount_type.value_or("") == "reverse-sshfs";
 }
 
+bool mounts_before_vm(const instance_supervisor_state& st) {
+  if (!st.make.mounts || !st.run || st.run->plain || st.run->config.mounts.empty())
+    return false;
+  return st.run->config.mount_type.value_or("") == "virtiofs";
+}
+
+void start_vm_after_mounts(self_pointer self) {
+  if (!mounts_before_vm(self->state)) {
+    start_vm(self);
+    return;
+  }
+  if (!start_mounts(self))
+    return;
+  auto& st = self->state;
+  auto gen = record(self, component::mounts).generation;
+  auto prepared = st.prepare_generation;
+  self->request(st.mounts, st.spec.policy.mount_ready_timeout, atom::ready_v)
+    .then(
+      [=](std::vector<std::string>& failed) {
+        auto& st = self->state;
+        if (stale(self, component::mounts, gen) || prepared != st.prepare_generation
+            || st.state != instance_state::starting)
+          return;
+        if (failed.empty()) {
+          start_vm(self);
+          return;
+        }
+        std::string joined;
+        for (auto& e : failed)
+          joined += (joined.empty() ? "" : "\n") + e;
+        child_failed(self, component::vm, caf::make_error(ec::vm_start_failed, joined));
+      },
+      [=](caf::error& err) {
+        if (stale(self, component::mounts, gen) || prepared != self->state.prepare_generation)
+          return;
+        child_failed(self, component::vm,
+                     caf::make_error(ec::vm_start_failed, "virtiofsd: " + to_string(err)));
+      });
+}
+
 bool start_mounts(self_pointer self) {
   auto& st = self->state;
   if (alive(st, component::mounts))
@@ -60,10 +100,15 @@ void on_mounts(self_pointer self, std::vector<mount_info> now) {
     if (m.state == was)
       continue;
     std::vector<log_field> fields{{"location", m.location}, {"mountPoint", m.mount_point}};
-    if (m.state == mount_state::mounted)
+    auto restart = m.restarts > 0 ? fmt::format(", restart {}", m.restarts) : "";
+    if (m.state == mount_state::mounted && m.type == "virtiofs")
       write_log(self, "info",
-                fmt::format("Mounted {} on {} (reverse-sshfs{})", m.location, m.mount_point,
-                            m.restarts > 0 ? fmt::format(", restart {}", m.restarts) : ""),
+                fmt::format("virtiofsd serves {} for {} ({}{})", m.location, m.mount_point,
+                            m.type, restart),
+                std::move(fields));
+    else if (m.state == mount_state::mounted)
+      write_log(self, "info",
+                fmt::format("Mounted {} on {} ({}{})", m.location, m.mount_point, m.type, restart),
                 std::move(fields));
     else if (m.state == mount_state::restarting) {
       fields.push_back({"error", m.error});

@@ -14,8 +14,10 @@ namespace calima::actors::supervisor_detail {
 namespace {
 
 // Reverse start order: the ordered shutdown stops children in this order.
-constexpr component stop_order[] = {component::mounts, component::ports, component::ssh,
-                                    component::vm, component::event_log};
+// Mounts go after the VM: a virtiofsd must outlive QEMU (the guest unmounts while powering
+// off), and an sftp-server has nothing left to serve once the SSH master is gone.
+constexpr component stop_order[] = {component::ports, component::ssh, component::vm,
+                                    component::mounts, component::event_log};
 static_assert(std::size(stop_order) == std::size(all_components),
               "every component has its place in the shutdown");
 

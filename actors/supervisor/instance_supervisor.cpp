@@ -255,7 +255,7 @@ void on_prepared(self_pointer self, uint64_t gen, instance_run_ptr run, std::str
     parse_restart_mode(*st.run->config.calima_ext->vm_restart, st.spec.policy.vm.mode);
   for (auto& w : st.run->warnings)
     write_log(self, "warning", w);
-  start_vm(self);
+  start_vm_after_mounts(self);
 }
 
 /// Begins a run (a `start`, or a VM restart): prepare it, then start the VM.

@@ -45,8 +45,18 @@ void go_running(self_pointer self, std::vector<std::string> errors);
 
 // -- host mounts (instance_mounts.cpp) ----------------------------------------------------------
 
-/// The run has reverse-sshfs mounts and a mount manager factory.
+/// The run has reverse-sshfs mounts and a mount manager factory (mounted once SSH is ready).
 bool needs_mounts(const instance_supervisor_state& st);
+
+/// The run has virtiofs mounts whose virtiofsd must run before QEMU (for a re-adopted VM, the
+/// virtiofsd processes that still serve it are adopted too).
+bool mounts_before_vm(const instance_supervisor_state& st);
+
+/// Starts the VM of the prepared run; with virtiofs, once every virtiofsd serves its socket.
+void start_vm_after_mounts(self_pointer self);
+
+/// Spawns the VM process child and asks it to start.
+void start_vm(self_pointer self);
 
 /// Starts the mount manager unless it runs; false when it could not be created.
 bool start_mounts(self_pointer self);

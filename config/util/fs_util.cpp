@@ -208,4 +208,12 @@ void remove_all(const std::string& path) {
   }
 }
 
+std::string expand_home(const std::string& path, const std::string& home) {
+  if (path == "~")
+    return home;
+  if (path.rfind("~/", 0) == 0)
+    return home + path.substr(1);
+  return path;
+}
+
 } // namespace calima::fs

@@ -50,6 +50,9 @@ std::string clean(std::string_view path);
 /// The user's home directory ($HOME, else the passwd entry).
 std::string home_dir();
 
+/// `~` and `~/...` resolved against `home` (Lima's mount locations); other paths unchanged.
+std::string expand_home(const std::string& path, const std::string& home);
+
 /// Removes a directory tree. Throws fs::error naming the first path that failed.
 void remove_all(const std::string& path);
 

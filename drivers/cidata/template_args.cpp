@@ -95,14 +95,6 @@ void dns(const params& p, int usernet, const slirp& s, json& args) {
 
 // -- mounts and disks --
 
-std::string expand_home(const std::string& path, const std::string& home) {
-  if (path == "~")
-    return home;
-  if (path.rfind("~/", 0) == 0)
-    return home + path.substr(1);
-  return path;
-}
-
 std::string mount_options(const limayaml::mount& m, const std::string& fstype) {
   if (fstype != "9p" && fstype != "virtiofs")
     return "defaults";
@@ -128,7 +120,7 @@ void mounts(const params& p, json& args) {
   json out = json::array();
   std::string host_home_mount_point;
   for (const auto& m : p.config.mounts) {
-    std::string location = expand_home(m.location.value_or(""), host_home);
+    std::string location = fs::expand_home(m.location.value_or(""), host_home);
     std::string mount_point = m.mount_point.value_or(location);
     out.push_back({{"Tag", mount_tag(location, mount_point)},
                    {"MountPoint", mount_point},
@@ -215,7 +207,7 @@ void ca_certs(const params& p, json& args) {
   if (const auto& c = p.config.ca_certificates) {
     remove_defaults = c->remove_defaults.value_or(false);
     for (const auto& f : c->files) {
-      std::string path = expand_home(f, p.host.home);
+      std::string path = fs::expand_home(f, p.host.home);
       auto content = fs::read_file(path);
       if (!content)
         throw error(path_error("open", path, errno));

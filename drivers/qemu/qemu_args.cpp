@@ -144,7 +144,7 @@ void add_memory(build_state& s) {
   if (s.cfg.mount_type.value_or("") == "virtiofs") {
     s.args.add_if_no_conflict(
       "-object",
-      fmt::format("memory-backend-file,id=virtiofs-shm,size={},mem-path=/dev/shm,share=on", *bytes));
+      fmt::format("memory-backend-memfd,id=virtiofs-shm,size={},share=on", *bytes));
     s.args.add_if_no_conflict("-numa", "node,memdev=virtiofs-shm");
   }
 }

@@ -9,7 +9,9 @@
 
 #include "test/e2e/e2e_fixture.hpp"
 
+#include <algorithm>
 #include <chrono>
+#include <filesystem>
 #include <cstdio>
 #include <cstdlib>
 #include <gtest/gtest.h>
@@ -25,6 +27,26 @@ std::string real_image() {
   if (const char* d = std::getenv("CALIMA_REAL_GUEST_DIR"))
     return std::string(d) + "/debian-12-genericcloud-amd64.qcow2";
   return real_home() + "/.cache/calima/real-guest/debian-12-genericcloud-amd64.qcow2";
+}
+
+/// Host processes (sftp-server, virtiofsd, QEMU) whose command line names `dir`, one per line.
+std::string host_processes_of(const std::string& dir) {
+  std::string out;
+  for (const auto& e : std::filesystem::directory_iterator("/proc")) {
+    auto pid = e.path().filename().string();
+    if (pid.find_first_not_of("0123456789") != std::string::npos)
+      continue;
+    auto raw = read_file(e.path().string() + "/cmdline");
+    if (raw.empty())
+      continue;
+    auto argv0 = raw.substr(0, raw.find('\0'));
+    auto base = argv0.substr(argv0.rfind('/') + 1);
+    std::replace(raw.begin(), raw.end(), '\0', ' ');
+    if ((base == "sftp-server" || base == "virtiofsd" || base.rfind("qemu-system", 0) == 0)
+        && raw.find(dir) != std::string::npos)
+      out += pid + " " + raw + "\n";
+  }
+  return out;
 }
 
 /// A port nothing on the host should be using.
@@ -204,9 +226,16 @@ TEST_F(real, debian_cloud_image_boots_provisions_mounts_and_restarts) {
   ASSERT_EQ(r.status, 0) << r.err;
   EXPECT_EQ(read_file(lc.root() + "/hostname"), "lima-real\n");
 
-  // Stop, start: the same disk, the boot-mode script runs again, mounts and forwards return.
+  // Stop, switch the mounts to virtiofs (Debian's cloud kernel has it), start: the same disk,
+  // the boot-mode script runs again, the shares come back through virtiofsd, forwards return.
   r = lc.run({"stop", "real"});
   ASSERT_EQ(r.status, 0) << r.err;
+  EXPECT_EQ(host_processes_of(lc.root()), "") << "left running after stop";
+  r = lc.run({"edit", "--mount-type", "virtiofs", "real"});
+  ASSERT_EQ(r.status, 0) << r.err;
+  // virtiofs passes uids through (the guest user is not this host's root): let it in
+  ::chmod(share.c_str(), 0777);
+  ::chmod(lc.home().c_str(), 0755);
   t0 = std::chrono::steady_clock::now();
   r = lc.run({"start", "--tty=false", "real"});
   secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
@@ -214,8 +243,20 @@ TEST_F(real, debian_cloud_image_boots_provisions_mounts_and_restarts) {
   std::fprintf(stderr, "[real] second start to READY: %.1f s\n", secs);
   EXPECT_EQ(guest("cat /var/tmp/prov-boot"), "boot\nboot\n");
   EXPECT_EQ(guest("cat /var/tmp/copy-in.txt"), "copied in\n"); // the same disk
+  EXPECT_EQ(guest("grep -c ' virtiofs ' /proc/mounts"), "2\n");
+  EXPECT_EQ(guest("cat " + lc.home() + "/home-file.txt"), "in the host's home\n");
   EXPECT_EQ(guest("cat " + share + "/from-guest.txt"), "written in the guest\n");
+  guest("echo through virtiofs > " + share + "/virtiofs.txt");
+  EXPECT_EQ(read_file(share + "/virtiofs.txt"), "through virtiofs\n");
+  // A crash of the virtiofsd actor does not cut QEMU off: its successor adopts the daemon.
+  r = lc.run({"debug", "fault", "real", "mount:1", "crash"});
+  ASSERT_EQ(r.status, 0) << r.err;
+  EXPECT_TRUE(eventually(30s, [&] {
+    return contains(read_file(lc.lima_home() + "/real/ha.stderr.log"), "(virtiofs, restart 1)");
+  }));
+  EXPECT_EQ(guest("cat " + share + "/from-host.txt"), "written on the host\n");
   EXPECT_TRUE(eventually(90s, [&] { return listening(web_port); }));
   r = lc.run({"stop", "real"});
   EXPECT_EQ(r.status, 0) << r.err;
+  EXPECT_EQ(host_processes_of(lc.root()), "") << "left running after stop";
 }
