@@ -97,7 +97,9 @@ rm -f /etc/ssh/ssh_host_*
 rm -f /var/lib/dbus/machine-id
 echo debian >/etc/hostname
 apt-get clean
-rm -rf /var/lib/apt/lists/* /var/log/*.log /tmp/*
+# lists/partial and lists/lock belong to apt: only the downloaded indexes go
+find /var/lib/apt/lists -maxdepth 1 -type f ! -name lock -delete
+rm -rf /var/log/*.log /tmp/*
 EOF
 
 echo "build-real-guest: mmdebstrap bookworm (${#PACKAGES[@]} packages + dependencies)"
@@ -106,7 +108,7 @@ mmdebstrap --mode=root --variant=minbase --include="$include" \
   --dpkgopt='path-exclude=/usr/share/man/*' --dpkgopt='path-exclude=/usr/share/locale/*' \
   --dpkgopt='path-include=/usr/share/locale/locale.alias' --dpkgopt='path-exclude=/usr/share/doc/*' \
   --dpkgopt='path-include=/usr/share/doc/*/copyright' --dpkgopt='path-exclude=/usr/share/info/*' \
-  --skip=download/empty --skip=essential/unlink \
+  --skip=download/empty --skip=essential/unlink --skip=cleanup/apt \
   --setup-hook='mkdir -p "$1/var/cache/apt/archives/"' \
   --setup-hook="sync-in '$DEBS' /var/cache/apt/archives/" \
   --essential-hook='mkdir -p "$1/etc/initramfs-tools/conf.d" && printf "MODULES=list\nCOMPRESS=zstd\n" >"$1/etc/initramfs-tools/conf.d/calima.conf" && printf "virtio_pci\nvirtio_blk\nvirtio_scsi\nvirtio_net\nvirtio_console\next4\ncrc32c_generic\nsd_mod\nsr_mod\n" >>"$1/etc/initramfs-tools/modules"' \

@@ -180,7 +180,7 @@ addmod() {
     [ -z "$deps" ] || addmod $deps
   done
 }
-addmod $MODULES_EARLY $MODULES_FALLBACK $MODULES_DATA
+addmod $MODULES_EARLY $MODULES_FALLBACK $MODULES_DATA $MODULES_9P
 cp "$MD/modules.builtin" "$MD/modules.order" "lib/modules/$KV/"
 [ ! -f "$MD/modules.builtin.modinfo" ] || cp "$MD/modules.builtin.modinfo" "lib/modules/$KV/"
 bin/busybox depmod -b "$R" "$KV"
