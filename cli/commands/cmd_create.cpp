@@ -139,7 +139,7 @@ void run_create(create_options& o, const std::vector<std::string>& args, bool tt
 }
 
 void run_start(create_options& o, const std::vector<std::string>& args, bool tty_explicit,
-               int64_t timeout_ms) {
+               int64_t timeout_ms, bool progress) {
   if (o.list_templates || o.list_drivers)
     return run_create(o, args, tty_explicit);
   check_args(args, 0, 1, "limactl start", "limactl start NAME|FILE.yaml|URL",
@@ -162,7 +162,7 @@ void run_start(create_options& o, const std::vector<std::string>& args, bool tty
       log::info(fmt::format("Instance {} configuration edited", go_backquote(name)));
     }
   }
-  start_instance(name, timeout_ms);
+  start_instance(name, timeout_ms, progress);
 }
 
 } // namespace
@@ -199,9 +199,7 @@ void register_create(CLI::App& root) {
     if (*foreground)
       throw cli_error("--foreground is not supported by calima: instances run under the calima "
                       "supervisor (run it in the foreground with `limactl supervisor`)");
-    if (*progress)
-      log::warn("--progress (cloud-init progress) is not built yet in calima; starting without it");
-    run_start(*sopts, *sargs, tty_given(*root_ptr), parse_go_duration_ms(*timeout));
+    run_start(*sopts, *sargs, tty_given(*root_ptr), parse_go_duration_ms(*timeout), *progress);
   });
 }
 

@@ -1,6 +1,9 @@
 #include "cli/supervisor/supervisor_ops.hpp"
 
 #include "cli/cli_common.hpp"
+#include "cli/supervisor/boot_progress.hpp"
+#include "config/download/download_cache.hpp"
+#include "config/util/fs_util.hpp"
 #include "cli/supervisor/supervisor_launch.hpp"
 #include "config/util/go_format.hpp"
 #include "config/util/log.hpp"
@@ -36,6 +39,8 @@ std::string shell_hint(const std::string& name) {
 /// Lima's event watcher (runtime §2.7) on the supervisor's stream.
 struct progress_printer {
   bool port_printed = false;
+  /// `start --progress`: told the SSH port.
+  boot_progress* boot = nullptr;
 
   void operator()(const json& body) {
     auto type = body.value("type", "");
@@ -55,6 +60,8 @@ struct progress_printer {
     if (port != 0 && !port_printed) {
       port_printed = true;
       log::info(fmt::format("SSH Local Port: {}", port));
+      if (boot != nullptr)
+        boot->on_port(port);
     }
     if (st.contains("restart")) {
       auto& r = st["restart"];
@@ -97,7 +104,7 @@ int64_t parse_go_duration_ms(const std::string& text) {
   return static_cast<int64_t>(total);
 }
 
-void start_instance(const std::string& name, int64_t timeout_ms) {
+void start_instance(const std::string& name, int64_t timeout_ms, bool progress) {
   store::instance inst;
   try {
     inst = store::inspect(name);
@@ -119,18 +126,36 @@ void start_instance(const std::string& name, int64_t timeout_ms) {
   } catch (const supervisor_error& e) {
     throw cli_error(e.what());
   }
+  // As Lima's limactl does: the image is fetched here, where its progress can be seen (a bar on
+  // a terminal, lines otherwise); the supervisor's preparation then finds it in place.
+  if (inst.config && !fs::lexists(inst.dir + "/image") && !fs::lexists(inst.dir + "/disk")) {
+    try {
+      download::prepare_images(*inst.config, inst.dir);
+    } catch (const download::error& e) {
+      throw cli_error(fmt::format("failed to prepare the image of instance {}: {}",
+                                  go_backquote(name), e.what()));
+    }
+  }
   log::info(fmt::format("Starting the instance {} with internal VM driver `{}`", go_backquote(name),
                         inst.vm_type.empty() ? "qemu" : inst.vm_type));
-  progress_printer progress;
+  std::optional<boot_progress> boot;
+  progress_printer printer;
+  if (progress) {
+    boot.emplace(inst);
+    printer.boot = &*boot;
+  }
   json result;
   try {
     json args = {{"name", name}};
     if (timeout_ms > 0)
       args["timeout_ms"] = timeout_ms;
-    result = client.call(proto::op::start, args, std::ref(progress));
+    result = client.call(proto::op::start, args, std::ref(printer));
   } catch (const supervisor_error& e) {
     throw cli_error(e.what());
   }
+  if (boot && !boot->wait_finished(std::chrono::seconds(30)))
+    log::warn("cloud-init did not report that it finished (see /var/log/cloud-init-output.log in "
+              "the guest)");
   auto& summary = result["instance"];
   if (summary.value("phase", "") == "degraded") {
     log::warn(fmt::format("DEGRADED. The VM seems running, but file sharing and port forwarding "

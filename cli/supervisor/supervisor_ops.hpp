@@ -19,7 +19,8 @@ int64_t parse_go_duration_ms(const std::string& text);
 /// `limactl start NAME` for an existing instance: starts the supervisor when needed, streams
 /// progress as Lima prints it (`SSH Local Port: N`, errors, restarts), ends with READY and the
 /// instance's message, or throws cli_error with the reason.
-void start_instance(const std::string& name, int64_t timeout_ms);
+/// `progress`: `start --progress` (cloud-init's output while booting, READY once it finished).
+void start_instance(const std::string& name, int64_t timeout_ms, bool progress = false);
 
 /// Graceful stop through the supervisor (QMP power-down); throws cli_error.
 void stop_instance(const std::string& name);

@@ -448,6 +448,49 @@ std::string head_last_modified(const std::string& url) {
   return reply.last_modified;
 }
 
+/// Download progress on stderr: a bar redrawn in place on a terminal, a line every 10% otherwise.
+struct progress_meter {
+  bool tty = ::isatty(STDERR_FILENO) == 1;
+  int last_step = -1;
+  bool drawn = false;
+
+  static std::string mib(curl_off_t n) {
+    return fmt::format("{:.1f} MiB", static_cast<double>(n) / (1024.0 * 1024.0));
+  }
+
+  void update(curl_off_t now, curl_off_t total) {
+    if (total <= 0)
+      return;
+    int pct = static_cast<int>(now * 100 / total);
+    if (tty) {
+      int step = pct * 2; // redraw at most 200 times
+      if (step == last_step)
+        return;
+      last_step = step;
+      constexpr int width = 40;
+      int fill = pct * width / 100;
+      std::fprintf(stderr, "\r[%s%s] %3d%% %s / %s", std::string(fill, '=').c_str(),
+                   std::string(width - fill, ' ').c_str(), pct, mib(now).c_str(),
+                   mib(total).c_str());
+      drawn = true;
+    } else if (pct / 10 != last_step) {
+      last_step = pct / 10;
+      std::fprintf(stderr, "Downloaded %d%% (%s of %s)\n", last_step * 10, mib(now).c_str(),
+                   mib(total).c_str());
+    }
+  }
+
+  void done() {
+    if (drawn)
+      std::fputc('\n', stderr);
+  }
+};
+
+int on_progress(void* user, curl_off_t total, curl_off_t now, curl_off_t, curl_off_t) {
+  static_cast<progress_meter*>(user)->update(now, total);
+  return 0;
+}
+
 /// downloadHTTP: GET into a temporary file beside `local`, hashing while writing, fsync, rename.
 http_reply download_http(const std::string& local, const std::string& url,
                          const std::string& description, const std::optional<digest_spec>& digest,
@@ -468,7 +511,14 @@ http_reply download_http(const std::string& local, const std::string& url,
   body_sink sink{c.get(), out.fd, hash ? &*hash : nullptr};
   curl_easy_setopt(c.get(), CURLOPT_WRITEFUNCTION, on_body);
   curl_easy_setopt(c.get(), CURLOPT_WRITEDATA, &sink);
+  progress_meter meter;
+  if (show_progress) {
+    curl_easy_setopt(c.get(), CURLOPT_XFERINFOFUNCTION, on_progress);
+    curl_easy_setopt(c.get(), CURLOPT_XFERINFODATA, &meter);
+    curl_easy_setopt(c.get(), CURLOPT_NOPROGRESS, 0L);
+  }
   auto rc = curl_easy_perform(c.get());
+  meter.done();
   curl_easy_getinfo(c.get(), CURLINFO_RESPONSE_CODE, &reply.code);
   if ((rc == CURLE_OK || sink.refused) && reply.code != 200)
     throw error(fmt::format("expected HTTP status 200, got {}", status_text(reply)));
