@@ -1,4 +1,4 @@
-// The cidata tree: Lima's templates rendered over template_args, plus provision scripts.
+// The cidata tree: calima's templates (Lima's file layout) rendered over template_args, plus provision scripts.
 #include "drivers/cidata/cidata.hpp"
 #include "drivers/cidata/cidata_detail.hpp"
 

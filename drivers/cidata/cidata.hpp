@@ -12,8 +12,8 @@
 #include <vector>
 
 /// The NoCloud seed of an instance (runtime spec §3): the file tree Lima puts on `cidata.iso`,
-/// rendered from Lima's own templates (shipped in drivers/cidata/templates, embedded at build
-/// time), the ISO itself (libisofs, volume id `cidata`, Rock Ridge) and `cloud-config.yaml`.
+/// rendered from calima's templates with Lima's file names and variables (drivers/cidata/
+/// templates, embedded at build time), the ISO itself (libisofs, volume id `cidata`, Rock Ridge) and `cloud-config.yaml`.
 ///
 ///   lima_yaml (filled) + params ──template_args──▶ JSON (Lima's TemplateArgs field names)
 ///                                                   │ go_template, one file per template

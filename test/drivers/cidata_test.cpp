@@ -1,4 +1,4 @@
-// The cidata of runtime spec §3: the tree rendered from Lima's templates, the ISO written with
+// The cidata of runtime spec §3: the tree rendered from calima's templates, the ISO written with
 // libisofs and read back with xorriso, and cloud-config.yaml.
 
 #include "drivers/cidata/cidata.hpp"
@@ -359,8 +359,8 @@ TEST_F(cidata_test, user_data_is_cloud_config_with_the_lima_key) {
   std::string heal = y["bootcmd"][0];
   std::string mac = cidata::template_args(p)["Networks"][0]["MACAddress"];
   EXPECT_NE(heal.find("for pair in " + mac + "=eth0; do"), std::string::npos) << heal;
-  EXPECT_EQ(y["bootcmd"][1], "# We need to embed the params.env as a here-doc because "
-                             "/mnt/lima-cidata is not yet mounted\n"
+  EXPECT_EQ(y["bootcmd"][1], "# bootcmd runs before the cidata disc is mounted: the params "
+                             "come inline\n"
                              "while read -r line; do [ -n \"$line\" ] && export \"$line\"; done "
                              "<<'EOF'\nPARAM_FOO=bar\nEOF\necho boot one\necho boot two\n");
 }
