@@ -17,7 +17,8 @@
 # Rebuilt only when this script changes (or --force). Built without loop devices or mounts:
 # mmdebstrap, mke2fs -d, mkfs.vfat + mtools, sfdisk and dd into one raw file, qemu-img convert.
 # Host tools (scripts/setup.sh): mmdebstrap, e2fsprogs, dosfstools, mtools, fdisk,
-# grub-efi-amd64-bin, qemu-utils. Runs as root (mmdebstrap's root mode; mke2fs -d records owners).
+# grub-efi-amd64-bin, qemu-utils. Runs as root (mmdebstrap's root mode; mke2fs -d records owners):
+# a normal user's run goes through sudo, and the output is handed back to that user.
 # Usage: scripts/build-real-guest.sh [--force]
 set -euo pipefail
 
@@ -49,17 +50,28 @@ PACKAGES=(
   sshfs fuse3 iptables uidmap dbus-user-session
 )
 
+stamp=$(sha256sum "$SCRIPT" | cut -d' ' -f1)
+up_to_date() {
+  [ "$FORCE" = 0 ] && [ -s "$IMAGE" ] && [ "$(cat "$OUT/.stamp" 2>/dev/null)" = "$stamp" ]
+}
+if up_to_date; then
+  echo "build-real-guest: up to date: $IMAGE"
+  exit 0
+fi
+if [ "$(id -u)" -ne 0 ]; then
+  command -v sudo >/dev/null || { echo "build-real-guest: must run as root (mmdebstrap root mode)" >&2; exit 1; }
+  exec sudo CALIMA_REAL_GUEST_DIR="$OUT" CALIMA_DEBIAN_MIRROR="$MIRROR" \
+    CALIMA_DEBIAN_SECURITY="$SECURITY" "$SCRIPT" "$@"
+fi
+
 mkdir -p "$OUT"
 exec 9>"$OUT/.lock"
 flock 9
-
-stamp=$(sha256sum "$SCRIPT" | cut -d' ' -f1)
-if [ "$FORCE" = 0 ] && [ -s "$IMAGE" ] && [ "$(cat "$OUT/.stamp" 2>/dev/null)" = "$stamp" ]; then
+if up_to_date; then # built by a concurrent run meanwhile
   echo "build-real-guest: up to date: $IMAGE"
   exit 0
 fi
 
-[ "$(id -u)" -eq 0 ] || { echo "build-real-guest: must run as root (mmdebstrap root mode)" >&2; exit 1; }
 for tool in mmdebstrap mke2fs mkfs.vfat mmd mcopy sfdisk grub-mkstandalone qemu-img; do
   command -v "$tool" >/dev/null || { echo "build-real-guest: $tool not found (run scripts/setup.sh)" >&2; exit 1; }
 done
@@ -165,4 +177,5 @@ mv -f "$WORK/image.qcow2" "$IMAGE"
     | grep -E '^(cloud-init|systemd|openssh-server|linux-image-[0-9].*|netplan.io|sshfs) ' || true
 } >"$OUT/VERSION"
 echo "$stamp" >"$OUT/.stamp"
+[ -z "${SUDO_UID:-}" ] || chown -R "$SUDO_UID:${SUDO_GID:-$SUDO_UID}" "$OUT"
 echo "build-real-guest: $IMAGE ($(du -h "$IMAGE" | cut -f1), $(( $(date +%s) - t0 )) s)"
