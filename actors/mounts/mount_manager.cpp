@@ -1,5 +1,6 @@
 #include "actors/mounts/mount_manager.hpp"
 
+#include "actors/mounts/mount_report.hpp"
 #include "actors/supervisor/supervised_child.hpp"
 #include "config/util/fs_util.hpp"
 #include "config/util/go_format.hpp"
@@ -141,13 +142,9 @@ mount_manager_actor::behavior_type mount_manager(self_pointer self, boost::asio:
   st.io = io;
   st.supervisor = std::move(supervisor);
   st.cfg = std::move(cfg);
-  auto add = [&](const auto& m, const char* type) {
+  auto add = [](const auto& m, const char* type) {
     mount_slot s;
-    s.info.index = m.index;
-    s.info.type = type;
-    s.info.location = m.location;
-    s.info.mount_point = m.mount_point;
-    s.info.writable = m.writable;
+    s.info = initial_mount_info(m, type);
     return s;
   };
   for (auto& m : st.cfg.mounts) {

@@ -1,5 +1,6 @@
 #include "actors/mounts/sshfs_mount.hpp"
 
+#include "actors/mounts/mount_report.hpp"
 #include "actors/supervisor/supervised_child.hpp"
 #include "actors/vm/process_watch.hpp"
 #include "config/util/go_format.hpp"
@@ -73,16 +74,8 @@ std::string where(const sshfs_mount_config& c) {
   return fmt::format("{} on {}", go_quote(c.location), go_quote(c.mount_point));
 }
 
-void report(self_pointer self, mount_state s, std::string error = {}) {
-  auto& st = self->state;
-  st.info.state = s;
-  if (!error.empty() || s == mount_state::mounted)
-    st.info.error = std::move(error);
-  self->send(st.manager, atom::mounted_v, st.info);
-}
-
 void fail(self_pointer self, std::string why) {
-  report(self, mount_state::restarting, why);
+  report_mount(self, mount_state::restarting, why);
   self->quit(caf::make_error(ec::io_error, "mount " + where(self->state.cfg) + ": " + why));
 }
 
@@ -113,7 +106,7 @@ void wait_mounted(self_pointer self) {
         if (attempt != st.attempt)
           return;
         if (r.exit_status == 0) {
-          report(self, mount_state::mounted);
+          report_mount(self, mount_state::mounted);
           return;
         }
         if (!st.fallback) {
@@ -134,7 +127,7 @@ void wait_mounted(self_pointer self) {
 /// spawning: socket pair + sftp-server on the io thread.
 void spawn_server(self_pointer self) {
   auto& st = self->state;
-  report(self, mount_state::mounting);
+  report_mount(self, mount_state::mounting);
   auto attempt = st.attempt;
   auto spec = sftp_server_command(st.cfg);
   auto log = st.cfg.stderr_log;
@@ -171,7 +164,7 @@ void spawn_server(self_pointer self) {
 /// preparing: clear a dead mount, create the mount point.
 void prepare(self_pointer self) {
   auto& st = self->state;
-  report(self, mount_state::preparing);
+  report_mount(self, mount_state::preparing);
   auto attempt = st.attempt;
   self->request(st.supervisor, st.cfg.command_timeout, atom::exec_v, sshfs_prepare_command(st.cfg))
     .then(
@@ -276,11 +269,7 @@ sshfs_mount_actor::behavior_type sshfs_mount(self_pointer self, boost::asio::io_
   st.io = io;
   st.supervisor = std::move(supervisor);
   st.manager = std::move(manager);
-  st.info.index = cfg.index;
-  st.info.type = "reverse-sshfs";
-  st.info.location = cfg.location;
-  st.info.mount_point = cfg.mount_point;
-  st.info.writable = cfg.writable;
+  st.info = initial_mount_info(cfg, "reverse-sshfs");
   st.cfg = std::move(cfg);
   self->send(self, atom::start_v);
   return {

@@ -1,5 +1,6 @@
 #include "actors/mounts/virtiofsd.hpp"
 
+#include "actors/mounts/mount_report.hpp"
 #include "actors/supervisor/supervised_child.hpp"
 #include "actors/vm/process_watch.hpp"
 #include "config/util/fs_util.hpp"
@@ -41,27 +42,19 @@ struct virtiofsd_state {
   bool hung = false;
   uint64_t attempt = 0;
   caf::actor_clock::time_point socket_deadline;
-  std::shared_ptr<daemon_slot> daemon;
 
   /// The current daemon, shared with the functor that runs when the actor ends (the state may
   /// be gone by then).
-  std::shared_ptr<std::shared_ptr<daemon_slot>> current = std::make_shared<std::shared_ptr<daemon_slot>>();
+  std::shared_ptr<std::shared_ptr<daemon_slot>> current
+    = std::make_shared<std::shared_ptr<daemon_slot>>();
 
   static inline const char* name = "virtiofsd";
 };
 
 using self_pointer = virtiofsd_actor::stateful_pointer<virtiofsd_state>;
 
-void report(self_pointer self, mount_state s, std::string error = {}) {
-  auto& st = self->state;
-  st.info.state = s;
-  if (!error.empty() || s == mount_state::mounted)
-    st.info.error = std::move(error);
-  self->send(st.manager, atom::mounted_v, st.info);
-}
-
 void fail(self_pointer self, const std::string& why) {
-  report(self, mount_state::restarting, why);
+  report_mount(self, mount_state::restarting, why);
   self->quit(caf::make_error(ec::io_error, fmt::format("virtiofsd for {}: {}",
                                                        go_quote(self->state.cfg.location), why)));
 }
@@ -89,10 +82,9 @@ bool socket_exists(const std::string& path) {
 
 void start_daemon(self_pointer self) {
   auto& st = self->state;
-  report(self, mount_state::preparing);
+  report_mount(self, mount_state::preparing);
   auto attempt = ++st.attempt;
   auto slot = std::make_shared<daemon_slot>();
-  st.daemon = slot;
   *st.current = slot;
   auto addr = caf::actor_cast<virtiofsd_actor>(self);
   auto* io = st.io;
@@ -132,11 +124,7 @@ virtiofsd_actor::behavior_type virtiofsd(self_pointer self, boost::asio::io_cont
   auto& st = self->state;
   st.io = io;
   st.manager = std::move(manager);
-  st.info.index = cfg.index;
-  st.info.type = "virtiofs";
-  st.info.location = cfg.location;
-  st.info.mount_point = cfg.mount_point;
-  st.info.writable = cfg.writable;
+  st.info = initial_mount_info(cfg, "virtiofs");
   st.cfg = std::move(cfg);
   // When the actor ends: a shutdown (the VM is gone by then) ends virtiofsd; a crash leaves it
   // serving QEMU for the next incarnation to adopt.
@@ -162,7 +150,7 @@ virtiofsd_actor::behavior_type virtiofsd(self_pointer self, boost::asio::io_cont
         fail(self, "starting " + st.cfg.program + ": " + error);
         return;
       }
-      report(self, mount_state::mounting);
+      report_mount(self, mount_state::mounting);
       st.socket_deadline = self->clock().now() + st.cfg.socket_wait;
       self->send(self, atom::retry_v, attempt);
     },
@@ -172,7 +160,7 @@ virtiofsd_actor::behavior_type virtiofsd(self_pointer self, boost::asio::io_cont
         return;
       // The socket is made by virtiofsd right after it starts: a few checks 50 ms apart.
       if (socket_exists(st.cfg.socket_path)) {
-        report(self, mount_state::mounted);
+        report_mount(self, mount_state::mounted);
         return;
       }
       if (self->clock().now() >= st.socket_deadline) {
