@@ -24,8 +24,9 @@ packages=(
   # real guest: scripts/build-real-guest.sh (Debian's cloud image rebuilt from the archive: root
   # file system, GPT disk with an EFI system partition and a standalone GRUB, no loop devices)
   mmdebstrap fdisk dosfstools mtools grub-efi-amd64-bin
-  # reverse-sshfs mounts: OpenSSH's sftp-server serves the host directory
-  openssh-sftp-server
+  # reverse-sshfs mounts: OpenSSH's sftp-server serves the host directory (sshfs: the mount
+  # manager's test mounts through it on this machine)
+  openssh-sftp-server sshfs
 )
 
 missing=()
