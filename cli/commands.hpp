@@ -1,5 +1,8 @@
 #pragma once
 
+#include <string>
+#include <vector>
+
 namespace CLI {
 class App;
 }
@@ -16,6 +19,8 @@ void register_template(CLI::App& root);  // template copy|validate|yq, validate
 void register_info(CLI::App& root);
 void register_edit(CLI::App& root);      // edit, clone, rename
 void register_yq(CLI::App& root);
+/// yq's command line (config/yq/yq_cli.hpp) on this process's stdio; returns the exit status.
+int run_yq_command(const std::vector<std::string>& args, const std::string& program);
 void register_supervisor(CLI::App& root); // supervisor [stop], debug fault
 void register_disk(CLI::App& root);          // disk create|list|delete|unlock|resize|import
 void register_prune(CLI::App& root);

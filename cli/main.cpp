@@ -7,6 +7,8 @@
 #include "config/template_store/template_store.hpp"
 
 #include <CLI/CLI.hpp>
+#include <optional>
+#include <utility>
 #include <algorithm>
 #include <cstdio>
 #include <fmt/format.h>
@@ -144,10 +146,39 @@ std::vector<std::string> stop_flags_after_shell_instance(std::vector<std::string
   return args;
 }
 
+/// Arguments for yq when limactl runs as yq: invoked under a name whose part before the first
+/// dot is `yq` (`yq`, `yq.lima.exe`: every argument), or as `limactl [global flags] yq ...`
+/// (what follows `yq`). nullopt otherwise.
+std::optional<std::pair<std::vector<std::string>, std::string>> yq_invocation(int argc, char** argv) {
+  std::vector<std::string> args(argv + 1, argv + argc);
+  std::string self = argc > 0 ? argv[0] : "limactl";
+  self = self.substr(self.rfind('/') + 1);
+  if (self.substr(0, self.find('.')) == "yq")
+    return std::make_pair(args, std::string("yq"));
+  for (size_t i = 0; i < args.size(); ++i) {
+    const auto& a = args[i];
+    if (a == "yq")
+      return std::make_pair(std::vector<std::string>(args.begin() + static_cast<long>(i) + 1, args.end()),
+                            std::string("limactl yq"));
+    if (a == "--log-level" || a == "--log-format") {
+      ++i;
+      continue;
+    }
+    bool global_flag = a == "--debug" || a == "-y" || a == "--yes" || a.rfind("--tty", 0) == 0
+                       || a.rfind("--debug=", 0) == 0 || a.rfind("--log-level=", 0) == 0
+                       || a.rfind("--log-format=", 0) == 0;
+    if (!global_flag)
+      return std::nullopt;
+  }
+  return std::nullopt;
+}
+
 } // namespace
 
 int main(int argc, char** argv) {
   set_invoked_path(argc > 0 ? argv[0] : "limactl");
+  if (auto yq = yq_invocation(argc, argv))
+    return run_yq_command(yq->first, yq->second);
   CLI::App root{"Lima: Linux virtual machines", "limactl"};
   root.set_help_flag("-h,--help", "help for limactl");
   root.fallthrough();

@@ -12,6 +12,12 @@
 #include "guest/port_scanner.hpp"
 #include "guest/tunnel_engine.hpp"
 
+#ifdef CALIMA_AGENT_YQ
+#include "config/yq/yq_cli.hpp"
+
+#include <iostream>
+#endif
+
 #include <dirent.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -420,12 +426,21 @@ int run_install_systemd(const flags& f) {
 
 int main(int argc, char** argv) {
   if (argc < 2)
-    return usage_error("usage: lima-guestagent daemon|install-systemd|--version [flags]");
+    return usage_error("usage: lima-guestagent daemon|install-systemd|yq|--version [flags]");
   std::string cmd = argv[1];
   if (cmd == "--version" || cmd == "-v" || cmd == "version") {
     std::printf("lima-guestagent version %s (calima, tunnel protocol %u)\n", CALIMA_VERSION,
                 unsigned{tunnel::protocol_version});
     return 0;
+  }
+  if (cmd == "yq") { // the boot scripts' evaluator for `mode: yq` provisions
+#ifdef CALIMA_AGENT_YQ
+    return calima::run_yq_cli({argv + 2, argv + argc},
+                              calima::yq_cli_io{std::cin, std::cout, std::cerr, "lima-guestagent yq"});
+#else
+    return usage_error("this lima-guestagent was built without yq (the build found no jq source: "
+                       "run scripts/fetch-guest-sources.sh and rebuild)");
+#endif
   }
   flags f;
   std::string err;
@@ -443,5 +458,5 @@ int main(int argc, char** argv) {
       return usage_error(err);
     return run_install_systemd(f);
   }
-  return usage_error("unknown command \"" + cmd + "\" (daemon, install-systemd, --version)");
+  return usage_error("unknown command \"" + cmd + "\" (daemon, install-systemd, yq, --version)");
 }

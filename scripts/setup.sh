@@ -4,8 +4,9 @@
 set -euo pipefail
 
 packages=(
-  # toolchain
-  g++ cmake ninja-build ccache pkg-config git
+  # toolchain (dpkg-dev: dpkg-source unpacks the jq and oniguruma sources that
+  # scripts/fetch-guest-sources.sh fetches for the guest agent's static yq)
+  g++ cmake ninja-build ccache pkg-config git dpkg-dev
   # libraries (see DEVELOPERS.md / docs/architecture.md)
   libcaf-dev libyaml-cpp-dev libboost-dev libssl-dev libssh2-1-dev libfmt-dev
   libgtest-dev libgmock-dev libcli11-dev nlohmann-json3-dev libcurl4-openssl-dev

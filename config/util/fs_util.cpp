@@ -47,6 +47,11 @@ std::optional<std::string> read_file(const std::string& path) {
 }
 
 void write_file_atomic(const std::string& path, std::string_view content, mode_t mode) {
+  write_file_atomic(path, content, mode, std::nullopt);
+}
+
+void write_file_atomic(const std::string& path, std::string_view content, mode_t mode,
+                       std::optional<std::pair<uid_t, gid_t>> owner) {
   auto slash = path.rfind('/');
   std::string dir = slash == std::string::npos ? "." : path.substr(0, slash);
   std::string base = slash == std::string::npos ? path : path.substr(slash + 1);
@@ -76,6 +81,8 @@ void write_file_atomic(const std::string& path, std::string_view content, mode_t
   }
   if (::fchmod(fd, mode) != 0)
     fail("chmod");
+  if (owner && ::fchown(fd, owner->first, owner->second) != 0)
+    fail("chown");
   if (::fsync(fd) != 0)
     fail("sync");
   if (::close(fd) != 0) {

@@ -3,6 +3,7 @@
 #include "config/util/go_format.hpp"
 
 #include <optional>
+#include <utility>
 #include <stdexcept>
 #include <string>
 #include <string_view>
@@ -28,6 +29,10 @@ std::optional<std::string> read_file(const std::string& path);
 
 /// Writes `content` to `path` atomically with `mode`. Throws fs::error naming the path.
 void write_file_atomic(const std::string& path, std::string_view content, mode_t mode);
+
+/// The same, the new file owned by `owner` (uid, gid) when given: replacing a file keeps its owner.
+void write_file_atomic(const std::string& path, std::string_view content, mode_t mode,
+                       std::optional<std::pair<uid_t, gid_t>> owner);
 
 /// `mkdir -p` with `mode` for the directories it creates. Throws fs::error.
 void make_dirs(const std::string& path, mode_t mode);

@@ -713,6 +713,24 @@ json parse_yaml_to_json(std::string_view text) {
   }
 }
 
+std::vector<json> parse_yaml_stream_to_json(std::string_view text) {
+  std::vector<YAML::Node> documents;
+  try {
+    documents = YAML::LoadAll(std::string(text));
+  } catch (const YAML::Exception& e) {
+    throw yaml_error(e.what());
+  }
+  std::vector<json> out;
+  out.reserve(documents.size());
+  try {
+    for (const auto& d : documents)
+      out.push_back(yaml_to_json(d));
+  } catch (const YAML::Exception& e) {
+    throw yaml_error(e.what());
+  }
+  return out;
+}
+
 std::string json_to_yaml(const json& value) {
   yaml_writer writer;
   writer.document(value);

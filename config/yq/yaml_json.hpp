@@ -5,6 +5,7 @@
 #include <stdexcept>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace YAML {
 class Node;
@@ -38,6 +39,9 @@ nlohmann::ordered_json yaml_to_json(const YAML::Node& node);
 
 /// Parses YAML text (the first document; empty text -> null) and converts it. Throws yaml_error.
 nlohmann::ordered_json parse_yaml_to_json(std::string_view text);
+
+/// Parses every document of a YAML stream (`---` separated); empty text -> no document.
+std::vector<nlohmann::ordered_json> parse_yaml_stream_to_json(std::string_view text);
 
 /// Types one plain (unquoted, untagged) scalar the way yaml.v3 does; see the namespace comment.
 nlohmann::ordered_json yaml_resolve_plain_scalar(std::string_view text);

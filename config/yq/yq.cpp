@@ -7,6 +7,7 @@ extern "C" {
 }
 
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
 #include <limits>
 #include <list>
@@ -27,14 +28,16 @@ constexpr std::string_view file_disabled = "file operations have been disabled";
 
 /// Definitions placed in front of every program (on the program's first line, so jq's line
 /// numbers in error messages stay those of the user's text). User definitions shadow them.
-const std::string& program_prefix() {
-  static const std::string prefix = [] {
+const std::string& program_prefix(yq_access access) {
+  auto make = [](bool env) {
     std::string env_err = "error(\"" + std::string(env_disabled) + "\")";
     std::string file_err = "error(\"" + std::string(file_disabled) + "\")";
     std::string p;
-    p += "def env: " + env_err + "; ";
-    p += "def env(f): " + env_err + "; ";
-    p += "def strenv(f): " + env_err + "; ";
+    if (!env) {
+      p += "def env: " + env_err + "; ";
+      p += "def env(f): " + env_err + "; ";
+      p += "def strenv(f): " + env_err + "; ";
+    }
     for (const char* name : {"load", "load_str", "load_xml", "load_props", "load_base64"})
       p += std::string("def ") + name + "(f): " + file_err + "; ";
     p += "def input: " + file_err + "; ";
@@ -46,8 +49,32 @@ const std::string& program_prefix() {
          "[.[0] + [$k], .[1] + [$x]] end) | .[1] end; ";
     p += "def unique: unique_by(.); ";
     return p;
-  }();
-  return prefix;
+  };
+  static const std::string without_env = make(false);
+  static const std::string with_env = make(true);
+  return access.env ? with_env : without_env;
+}
+
+/// yq's `env(NAME)` (the value read as YAML) or `strenv(NAME)` (a string) as a jq literal.
+std::string env_literal(std::string_view call, std::string_view argument) {
+  std::string name(argument);
+  auto first = name.find_first_not_of(" \t\r\n");
+  auto last = name.find_last_not_of(" \t\r\n");
+  name = first == std::string::npos ? "" : name.substr(first, last - first + 1);
+  if (name.size() >= 2 && (name.front() == '"' || name.front() == '\'') && name.back() == name.front())
+    name = name.substr(1, name.size() - 2);
+  const char* value = name.empty() ? nullptr : std::getenv(name.c_str());
+  json literal;
+  if (call == "strenv") {
+    literal = value != nullptr ? value : "";
+  } else if (value != nullptr) {
+    try {
+      literal = parse_yaml_to_json(value);
+    } catch (const yaml_error&) {
+      literal = value;
+    }
+  }
+  return literal.dump(-1, ' ', false, json::error_handler_t::replace);
 }
 
 bool is_ident_start(char c) {
@@ -75,7 +102,7 @@ bool is_operator_keyword(std::string_view word) {
 /// iterations and `import`/`include` directives are touched.
 class program_rewriter {
 public:
-  explicit program_rewriter(std::string_view src) : src_(src) {
+  program_rewriter(std::string_view src, yq_access access) : src_(src), access_(access) {
     // nop
   }
 
@@ -129,7 +156,7 @@ private:
 
   /// Position just after the ')' matching the '(' at `open` (end of text if unbalanced).
   size_t matching_paren_end(size_t open) const {
-    program_rewriter inner(src_.substr(open + 1));
+    program_rewriter inner(src_.substr(open + 1), access_);
     inner.interpolation_depths_.push_back(0); // the outer '(' acts like an interpolation
     while (inner.pos_ < inner.src_.size() && !inner.interpolation_depths_.empty()) {
       if (inner.in_string_)
@@ -229,7 +256,7 @@ private:
   void variable() {
     size_t name_at = skip_blank(pos_ + 1);
     size_t n = ident_length(name_at);
-    if (n > 0 && src_.substr(name_at, n) == "ENV") {
+    if (n > 0 && src_.substr(name_at, n) == "ENV" && !access_.env) {
       if (last_word_ == "as")
         throw yq_error(std::string(env_disabled));
       out_ += "(error(\"" + std::string(env_disabled) + "\"))";
@@ -253,9 +280,18 @@ private:
     }
     if ((name == "env" || name == "strenv") && peek_at(after) == '(' && last_word_ != "def") {
       // yq's `env(NAME)` takes a bare name, which jq would reject as an undefined function
-      // before the disabling definition could run: replace the whole call.
-      out_ += "(error(\"" + std::string(env_disabled) + "\"))";
-      pos_ = matching_paren_end(after);
+      // before the disabling definition could run: replace the whole call (by its value when
+      // env operations are allowed).
+      size_t end = matching_paren_end(after);
+      if (end == 0 || src_[end - 1] != ')')
+        throw yq_syntax_error(std::string(name) + "( has no closing parenthesis");
+      if (access_.env) {
+        size_t inner_length = end > after + 1 ? end - after - 2 : 0;
+        out_ += "(" + env_literal(name, src_.substr(after + 1, inner_length)) + ")";
+      } else {
+        out_ += "(error(\"" + std::string(env_disabled) + "\"))";
+      }
+      pos_ = end;
       note(true);
       return;
     }
@@ -265,6 +301,7 @@ private:
   }
 
   std::string_view src_;
+  yq_access access_;
   size_t pos_ = 0;
   std::string out_;
   bool in_string_ = false;
@@ -337,7 +374,7 @@ std::unique_ptr<compiled_program> compile(const std::string& program) {
     std::string message;
     for (const auto& e : p->errors)
       message += (message.empty() ? "" : "; ") + e;
-    throw yq_error(message.empty() ? "cannot compile expression" : message);
+    throw yq_syntax_error(message.empty() ? "cannot compile expression" : message);
   }
   p->errors.clear();
   return p;
@@ -438,10 +475,9 @@ private:
 
 // -- results ------------------------------------------------------------------------------------
 
-/// jq keeps numbers as doubles: `2.0` comes back as `2` and integers beyond 2^53 are rounded.
-/// Where the edited document still holds a number equal (as a double) to the input's number at
-/// the same path, the input's number is put back.
-void restore_numbers(json& out, const json& in) {
+} // namespace
+
+void yq_keep_input_numbers(json& out, const json& in) {
   if (out.is_number() && in.is_number()) {
     double a = out.get<double>(), b = in.get<double>();
     bool same_float = in.is_number_float() && !out.is_number_float() && a == b;
@@ -456,13 +492,15 @@ void restore_numbers(json& out, const json& in) {
     for (auto& [key, value] : out.items()) {
       auto it = in.find(key);
       if (it != in.end())
-        restore_numbers(value, *it);
+        yq_keep_input_numbers(value, *it);
     }
   } else if (out.is_array() && in.is_array()) {
     for (size_t i = 0; i < out.size() && i < in.size(); ++i)
-      restore_numbers(out[i], in[i]);
+      yq_keep_input_numbers(out[i], in[i]);
   }
 }
+
+namespace {
 
 bool is_blank(std::string_view s) {
   return s.find_first_not_of(" \t\r\n") == std::string_view::npos;
@@ -470,12 +508,12 @@ bool is_blank(std::string_view s) {
 
 } // namespace
 
-std::string yq_rewrite_program(std::string_view expr) {
-  return program_prefix() + program_rewriter(expr).run();
+std::string yq_rewrite_program(std::string_view expr, yq_access access) {
+  return program_prefix(access) + program_rewriter(expr, access).run();
 }
 
-std::vector<json> yq_eval(std::string_view expr, const json& input) {
-  std::string program = yq_rewrite_program(is_blank(expr) ? std::string_view(".") : expr);
+std::vector<json> yq_eval(std::string_view expr, const json& input, yq_access access) {
+  std::string program = yq_rewrite_program(is_blank(expr) ? std::string_view(".") : expr, access);
   try {
     return jq_engine::instance().run(program, input);
   } catch (const json::exception& e) {
@@ -498,7 +536,7 @@ std::string yq_edit_yaml(std::string_view yaml_text, std::string_view expr) {
   if (results.size() > 1)
     throw yq_error("expression produced " + std::to_string(results.size())
                    + " documents, expected one");
-  restore_numbers(results.front(), document);
+  yq_keep_input_numbers(results.front(), document);
   return json_to_yaml(results.front());
 }
 

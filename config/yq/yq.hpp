@@ -32,11 +32,28 @@ public:
   using runtime_error::runtime_error;
 };
 
+/// The expression itself is malformed (jq could not compile it): yq's "invalid input".
+class yq_syntax_error : public yq_error {
+public:
+  using yq_error::yq_error;
+};
+
+/// What an evaluation may reach outside its input.
+struct yq_access {
+  /// yq's env operators: `env(NAME)` (the variable's value read as YAML; unset -> null),
+  /// `strenv(NAME)` (as a string; unset -> ""), `$ENV` and `env` (every variable, as jq). Off:
+  /// each fails with "env operations have been disabled" (Lima's `--set` and provisioning, and
+  /// yq's `--security-disable-env-ops`).
+  bool env = false;
+};
+
 /// Evaluates a yq/jq expression on one input value; returns every output (0..n values).
-/// A blank expression means `.` (as in yq).
-/// Throws yq_error on compile or runtime errors (outputs produced before the error are dropped).
+/// A blank expression means `.` (as in yq). File operations are always disabled.
+/// Throws yq_syntax_error when the expression does not compile, yq_error on runtime errors
+/// (outputs produced before the error are dropped).
 std::vector<nlohmann::ordered_json> yq_eval(std::string_view expr,
-                                            const nlohmann::ordered_json& input);
+                                            const nlohmann::ordered_json& input,
+                                            yq_access access = {});
 
 /// Applies an expression that edits a YAML document (Lima's `--set` and create/edit flags):
 /// parses the YAML text, evaluates, and serialises the single result with json_to_yaml. Numbers
@@ -45,13 +62,19 @@ std::vector<nlohmann::ordered_json> yq_eval(std::string_view expr,
 /// YAML syntax error, throw yq_error. Comments of the input are not preserved.
 std::string yq_edit_yaml(std::string_view yaml_text, std::string_view expr);
 
+/// jq keeps numbers as doubles: `2.0` comes back as `2` and integers beyond 2^53 are rounded.
+/// Where `out` still holds a number equal (as a double) to the number at the same path of `in`
+/// (the evaluation's input), the input's number is put back.
+void yq_keep_input_numbers(nlohmann::ordered_json& out, const nlohmann::ordered_json& in);
+
 /// Prints one result the way `limactl list --yq` / `limactl info --yq` show it: strings raw
 /// (no quotes), numbers, bools and null as JSON literals, arrays and objects as compact JSON.
 /// No trailing newline.
 std::string yq_print_scalar_or_json(const nlohmann::ordered_json& v);
 
 /// The jq program actually compiled for `expr` (the disabling definitions prepended, `$ENV`
-/// replaced, `[]` made tolerant). Throws yq_error for `import`/`include`. For tests and debugging.
-std::string yq_rewrite_program(std::string_view expr);
+/// replaced or `env(NAME)` resolved, `[]` made tolerant). Throws yq_error for
+/// `import`/`include`. For tests and debugging.
+std::string yq_rewrite_program(std::string_view expr, yq_access access = {});
 
 } // namespace calima

@@ -195,7 +195,26 @@ TEST(limactl_yq, evaluates_on_stdin_and_edits_in_place) {
   r = lc.run({"yq", "-i", ".cpus = 4", f});
   ASSERT_EQ(r.status, 0) << r.err;
   EXPECT_EQ(read_file(f), "cpus: 4\n");
-  r = lc.run({"yq", ".x = env(HOME)"}, "{}\n");
+  // Lima's bats (yq.bats): env access works unless disabled; flags reach yq; "invalid input"
+  r = lc.run({"yq", "-n", "env(HOME)"});
+  EXPECT_EQ(r.out, lc.home() + "\n") << r.err;
+  r = lc.run({"yq", "-n", "--security-disable-env-ops", "env(HOME)"});
   EXPECT_EQ(r.status, 1);
-  EXPECT_TRUE(contains(r.err, "env operations have been disabled")) << r.err;
+  EXPECT_EQ(r.err, "Error: env operations have been disabled\n");
+  r = lc.run({"--debug", "yq", "-n", "-o", "json", "-I", "0", ".foo=42"});
+  EXPECT_EQ(r.out, "{\"foo\":42}\n") << r.err;
+  r = lc.run({"yq", "-n", "foo"});
+  EXPECT_EQ(r.status, 1);
+  EXPECT_TRUE(contains(r.err, "invalid input")) << r.err;
+  r = lc.run({"yq", "--version"});
+  EXPECT_EQ(r.out.rfind("yq (https://github.com/mikefarah/yq/) version v4", 0), 0u) << r.out;
+  // multi-call: the name's part before the first dot decides
+  auto link = lc.root() + "/yq.lima.exe";
+  ASSERT_EQ(::symlink(LIMACTL_PATH, link.c_str()), 0);
+  FILE* p = ::popen((link + " -n -o json -I 0 .foo=42").c_str(), "r");
+  ASSERT_NE(p, nullptr);
+  char buf[256] = {};
+  auto n = std::fread(buf, 1, sizeof buf - 1, p);
+  EXPECT_EQ(::pclose(p), 0);
+  EXPECT_EQ(std::string(buf, n), "{\"foo\":42}\n");
 }

@@ -114,6 +114,7 @@ std::string instance_yaml(const std::string& share) {
          "  writable: true\n"
          "param:\n"
          "  GREETING: hello-param\n"
+         "  YQ: yq\n"
          "provision:\n"
          "- mode: dependency\n"
          "  script: |\n"
@@ -145,6 +146,18 @@ std::string instance_yaml(const std::string& share) {
          "  permissions: \"0640\"\n"
          "  content: |\n"
          "    data from lima.yaml\n"
+         "- mode: data\n"
+         "  path: /etc/calima-settings.yaml\n"
+         "  content: |\n"
+         "    a: 1\n"
+         "    list: [x]\n"
+         "- mode: yq\n" // in place, after the data provision (boot.sh's order)
+         "  path: /etc/calima-settings.yaml\n"
+         "  expression: '.list += [\"from-yq\"] | .b = (\"a1b2\" | sub(\"[0-9]\"; \"-\"))'\n"
+         "- mode: yq\n" // a new file, as Lima's provision-yq test
+         "  path: \"/tmp/param-{{.Param.YQ}}.json\"\n"
+         "  expression: .YQ = \"{{.Param.YQ}}\"\n"
+         "  owner: \"{{.User}}\"\n"
          "probes:\n"
          "- mode: readiness\n"
          "  description: the user provisioning script has run\n"
@@ -191,6 +204,13 @@ TEST_F(real, debian_cloud_image_boots_provisions_mounts_and_restarts) {
   EXPECT_EQ(guest("cat /var/tmp/prov-order"), "dependency\nsystem\n");
   EXPECT_EQ(guest("sudo cat /etc/calima-data.txt; stat -c %a /etc/calima-data.txt"),
             "data from lima.yaml\n640\n");
+  // mode: yq, evaluated by the static lima-guestagent: an in-place edit (regex included) and a
+  // new JSON file owned by the user, with a param in its path and expression.
+  EXPECT_EQ(guest("cat /etc/calima-settings.yaml; stat -c '%U %a' /etc/calima-settings.yaml"),
+            "a: 1\nlist:\n- x\n- from-yq\nb: a-b2\nroot 644\n");
+  EXPECT_EQ(guest("cat /tmp/param-yq.json; stat -c '%U %a' /tmp/param-yq.json"),
+            "{\n  \"YQ\": \"yq\"\n}\n" + guest("id -un").substr(0, guest("id -un").size() - 1)
+                + " 644\n");
 
   // A port opened by a systemd service in the guest is forwarded to 127.0.0.1.
   EXPECT_TRUE(eventually(90s, [&] { return listening(web_port); }))

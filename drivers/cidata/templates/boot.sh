@@ -119,9 +119,10 @@ if [ -d "${LIMA_CIDATA_MNT}/provision.data" ]; then
 fi
 
 # `mode: yq` provisions: provision.yq/<index> is a yq expression applied to its path, which is
-# created when missing. The yq evaluator is the guest agent's `yq` command, run by root because
-# the cidata is readable by root only; creating and checking the file happen as its owner, so
-# that the user cannot change a file through this that it could not change itself.
+# created when missing. The yq evaluator is the guest agent's `yq` command (env and file operators
+# disabled, as for every expression in lima.yaml), run by root because the cidata is readable by
+# root only; creating and checking the file happen as its owner, so that the user cannot change a
+# file through this that it could not change itself.
 yq_format_of_path() {
 	case "$1" in
 	*.csv) echo csv ;;
@@ -160,7 +161,7 @@ apply_yq() {
 			return 1
 		fi
 		# An in-place edit keeps the file's owner.
-		if ! "$yq" yq --inplace --from-file "$expression" --input-format "$format" --output-format "$format" "$path"; then
+		if ! "$yq" yq --security-disable-env-ops --security-disable-file-ops --inplace --from-file "$expression" --input-format "$format" --output-format "$format" "$path"; then
 			warn "yq could not update $path"
 			return 1
 		fi
@@ -176,7 +177,7 @@ apply_yq() {
 		log "Creating $path"
 		# Evaluate first, so that a failing expression leaves no empty file behind.
 		content=$(mktemp)
-		if ! "$yq" yq --null-input --from-file "$expression" --output-format "$format" >"$content"; then
+		if ! "$yq" yq --security-disable-env-ops --security-disable-file-ops --null-input --from-file "$expression" --output-format "$format" >"$content"; then
 			rm -f "$content"
 			warn "yq could not evaluate $expression for $path"
 			return 1
