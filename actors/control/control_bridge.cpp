@@ -92,7 +92,8 @@ relay_actor::behavior_type relay(relay_actor::stateful_pointer<relay_state> self
         finish(false, proto::error_code::failed,
                st.errors.empty() ? "the instance is broken" : st.errors.front());
       } else if (st.exiting) {
-        finish(false, proto::error_code::failed, "exiting");
+        self->state.last.errors = st.errors;
+        finish(false, proto::error_code::failed, st.errors.empty() ? "exiting" : st.errors.front());
       } else if (st.running) {
         self->state.last.state = instance_state::running;
         self->state.last.degraded = st.degraded;

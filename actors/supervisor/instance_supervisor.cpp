@@ -246,7 +246,18 @@ void on_prepared(self_pointer self, uint64_t gen, instance_run_ptr run, std::str
   if (st.shutting_down || st.state != instance_state::starting)
     return;
   if (!run) {
-    child_failed(self, component::vm, caf::make_error(ec::vm_start_failed, std::move(error)));
+    // The run could not be prepared (its configuration, a missing archive or image): nothing
+    // was started and nothing crashed, so as in Lima the start fails and the instance stays
+    // Stopped, not Broken. The error ends the start and stays in the instance's status.
+    auto text = "vm: " + error;
+    st.errors = {text};
+    write_log(self, "error", "Cannot start the instance", {{"error", text}});
+    instance_status s = current_status(st);
+    s.errors = st.errors;
+    s.exiting = true;
+    st.exiting_emitted = true;
+    emit(self, std::move(s));
+    begin_shutdown(self, false, caf::error{});
     return;
   }
   st.run = std::move(run);

@@ -500,12 +500,19 @@ TEST_F(instance_supervisor_test, each_start_prepares_a_new_run_that_every_child_
   EXPECT_EQ(*seen, (std::vector<std::string>{"vm:iid-1", "ssh:iid-1", "vm:iid-2", "ssh:iid-2"}));
   ASSERT_TRUE(ask<instance_info>(sup, atom::stop_v).value);
   run();
-  // A preparation that fails is a failed VM start: Broken with its reason (VM policy: never).
+  // A preparation that fails is a failed start, not a crash: the instance ends Stopped (as in
+  // Lima), with the reason in its status and in an `exiting` event that ends the start.
   *fail_next = true;
   start();
-  EXPECT_EQ(st().state, instance_state::broken);
+  EXPECT_EQ(st().state, instance_state::stopped);
   ASSERT_EQ(st().errors.size(), 1u);
-  EXPECT_NE(st().errors[0].find("cannot unmarshal"), std::string::npos) << st().errors[0];
+  EXPECT_EQ(st().errors[0], "vm: lima.yaml: line 3: cannot unmarshal");
+  EXPECT_EQ(world.rec->count("vm:start"), 2u) << "no VM was started for the failed run";
+  // Once the cause is fixed, the next start runs.
+  *fail_next = false;
+  start();
+  EXPECT_EQ(st().state, instance_state::running);
+  EXPECT_TRUE(st().errors.empty());
 }
 
 TEST_F(instance_supervisor_test, a_forced_stop_kills_the_vm_instead_of_powering_it_down) {
