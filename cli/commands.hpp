@@ -27,5 +27,13 @@ void register_prune(CLI::App& root);
 void register_factory_reset(CLI::App& root);
 void register_show_ssh(CLI::App& root);
 void register_copy(CLI::App& root);           // copy / cp
+void register_snapshot(CLI::App& root);       // snapshot create|apply|delete|list
+void register_tunnel(CLI::App& root);
+void register_watch(CLI::App& root);
+void register_network(CLI::App& root);     // network list|create|delete
+void register_autostart(CLI::App& root);   // autostart enable|disable, start-at-login (deprecated)
+void register_sudoers(CLI::App& root);     // sudoers (refused off macOS)
+void register_help(CLI::App& root);        // help [COMMAND...], help yq-restrictions
+void register_completion(CLI::App& root);  // completion bash|zsh|fish|powershell (hidden)
 
 } // namespace calima::cli

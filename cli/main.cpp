@@ -207,6 +207,14 @@ int main(int argc, char** argv) {
   register_factory_reset(root);
   register_show_ssh(root);
   register_copy(root);
+  register_snapshot(root);
+  register_tunnel(root);
+  register_watch(root);
+  register_network(root);
+  register_autostart(root);
+  register_sudoers(root);
+  register_help(root);
+  register_completion(root);
 
   auto args = stop_flags_after_shell_instance({argv + 1, argv + argc});
   try {

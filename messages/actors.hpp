@@ -98,7 +98,10 @@ using vm_process_actor = caf::typed_actor<
   /// process is gone. A start in progress fails.
   caf::replies_to<atom::kill>::with<atom::ok>,
   /// The process as the actor sees it now.
-  caf::replies_to<atom::status>::with<vm_status>>::extend_with<supervised_actor>;
+  caf::replies_to<atom::status>::with<vm_status>,
+  /// Runs one QMP command (name, arguments as JSON text, "" for none) on the running VM and
+  /// replies with its `return` value as JSON text (snapshots, screendump).
+  caf::replies_to<atom::qmp, std::string, std::string>::with<std::string>>::extend_with<supervised_actor>;
 
 /// The SSH MASTER actor: one SSH session to the guest. It reports the loss of its session by
 /// terminating with ec::ssh_lost; reconnecting is its supervisor's decision (a restart).
@@ -116,6 +119,15 @@ using ssh_master_actor = caf::typed_actor<
   /// reverse-sshfs: runs the command in the guest with the connected socket (taken over) as its
   /// stdin and stdout; the socket is reset at once when not connected or when the command ends.
   caf::reacts_to<atom::forward, owned_fd, std::string>>::extend_with<supervised_actor>;
+
+// -- tunnels ----------------------------------------------------------------------------------
+
+/// A SOCKS TUNNEL (`limactl tunnel`): a SOCKS5 proxy on a host port whose connections leave from
+/// the guest. Each CONNECT is carried over the instance's SSH master (direct-tcpip: the guest
+/// resolves names and dials). Its instance supervisor restarts it when it fails.
+using socks_tunnel_actor = caf::typed_actor<
+  /// From the io thread: a client finished its SOCKS handshake; carry it to `host:port`.
+  caf::reacts_to<atom::forward, owned_fd, std::string, int32_t>>::extend_with<supervised_actor>;
 
 // -- port forwarding --------------------------------------------------------------------------
 
@@ -237,6 +249,12 @@ using instance_supervisor_actor = caf::typed_actor<
   caf::replies_to<atom::fault, std::string, std::string>::with<atom::ok>,
   /// Adds a listener that receives every later event of this instance (until it terminates).
   caf::reacts_to<atom::subscribe, event_listener_actor>,
+  /// Runs a QMP command on the running VM (see vm_process_actor); ec::invalid_state when the
+  /// VM is not running (`limactl snapshot` of a running instance).
+  caf::replies_to<atom::qmp, std::string, std::string>::with<std::string>,
+  /// Opens the SOCKS tunnel of the running instance on 127.0.0.1:port (0: the one already open,
+  /// else any free port) and replies with its port (`limactl tunnel`).
+  caf::replies_to<atom::socks, int32_t>::with<int32_t>,
   /// From the port-forward manager: a forward event to emit (Lima's `portForward` sub-event).
   caf::reacts_to<atom::forward, port_forward_event>,
   /// From the port-forward manager: the guest agent's link changed (an event to emit).
@@ -278,6 +296,8 @@ using root_supervisor_actor = caf::typed_actor<
   caf::replies_to<atom::status, std::string>::with<instance_info>,
   /// Every instance that has a supervisor, sorted by name.
   caf::replies_to<atom::list>::with<std::vector<instance_info>>,
+  /// Adds a listener to every instance supervisor, now and spawned later (`limactl watch`).
+  caf::reacts_to<atom::subscribe, event_listener_actor>,
   /// Stops every instance (all at once; each stops its children in order), replies when every
   /// instance supervisor is down (or was killed after the shutdown timeout), then terminates.
   caf::replies_to<atom::shutdown>::with<atom::ok>,

@@ -65,5 +65,8 @@ CALIMA_ADD_ATOM(mounts, "mounts")
 CALIMA_ADD_ATOM(mounted, "mounted")
 CALIMA_ADD_ATOM(spawned, "spawned")
 CALIMA_ADD_ATOM(exited, "exited")
+// -- snapshots, tunnels -----------------------------------------------------------------------
+CALIMA_ADD_ATOM(qmp, "qmp")
+CALIMA_ADD_ATOM(socks, "socks")
 
 } // namespace calima::atom

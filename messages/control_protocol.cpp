@@ -159,7 +159,7 @@ void require_object(const json& j, const char* what) {
     fail(error_code::invalid_argument, std::string(what) + " must be a JSON object");
 }
 
-constexpr std::array<std::pair<op, const char*>, 7> op_names{{
+constexpr std::array<std::pair<op, const char*>, 10> op_names{{
   {op::ping, "ping"},
   {op::list, "list"},
   {op::inspect, "inspect"},
@@ -167,6 +167,9 @@ constexpr std::array<std::pair<op, const char*>, 7> op_names{{
   {op::stop, "stop"},
   {op::shutdown, "shutdown"},
   {op::debug_fault, "debug_fault"},
+  {op::watch, "watch"},
+  {op::qmp, "qmp"},
+  {op::tunnel, "tunnel"},
 }};
 
 error_info decode_error_info(const json& j) {
@@ -417,6 +420,18 @@ void validate_args(op o, const json& args) {
     case op::debug_fault:
       (void) args.get<debug_fault_args>();
       return;
+    case op::watch:
+      (void) args.get<watch_args>();
+      return;
+    case op::qmp:
+      (void) args.get<qmp_args>();
+      return;
+    case op::tunnel: {
+      auto a = args.get<tunnel_args>();
+      if (a.port < 0 || a.port > 65535)
+        fail(error_code::invalid_argument, "\"port\" must be within 0-65535");
+      return;
+    }
   }
 }
 
@@ -593,6 +608,31 @@ void from_json(const json& j, debug_fault_args& v) {
   if (v.kind != "crash" && v.kind != "hang")
     fail(error_code::invalid_argument,
          "unknown fault kind \"" + v.kind + "\" (want \"crash\" or \"hang\")");
+}
+
+void to_json(json& j, const qmp_args& v) {
+  j = json{{"instance", v.instance}, {"command", v.command}, {"arguments", v.arguments}};
+}
+
+void from_json(const json& j, qmp_args& v) {
+  require_object(j, "qmp args");
+  read(j, "instance", v.instance, true);
+  read(j, "command", v.command, true);
+  if (auto it = j.find("arguments"); it != j.end()) {
+    if (!it->is_object())
+      fail(error_code::invalid_argument, "\"arguments\" must be an object");
+    v.arguments = *it;
+  }
+}
+
+void to_json(json& j, const tunnel_args& v) {
+  j = json{{"instance", v.instance}, {"port", v.port}};
+}
+
+void from_json(const json& j, tunnel_args& v) {
+  require_object(j, "tunnel args");
+  read(j, "instance", v.instance, true);
+  read(j, "port", v.port);
 }
 
 } // namespace calima::protocol

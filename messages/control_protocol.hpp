@@ -128,7 +128,7 @@ client_hello decode_client_hello(const nlohmann::json& frame);
 
 /// Operations a client may request. Adding one: extend this enum, op_names in the .cpp, the
 /// argument check in validate_args, and docs/control-protocol.md.
-enum class op { ping, list, inspect, start, stop, shutdown, debug_fault };
+enum class op { ping, list, inspect, start, stop, shutdown, debug_fault, watch, qmp, tunnel };
 
 /// The wire name (`"debug_fault"`).
 const char* to_string(op o);
@@ -277,6 +277,26 @@ struct debug_fault_args {
   std::string kind;
 };
 
+/// `watch` args: the instances whose events to stream (empty: every instance, including those
+/// started later). The request never succeeds: it streams `event`/`log` bodies until the client
+/// goes away or the supervisor shuts down (then `shutting_down`).
+using watch_args = list_args;
+
+/// `qmp` args: one QMP command run by the VM actor of a running instance; the result is
+/// `{"return": <QMP's return value>}`.
+struct qmp_args {
+  std::string instance;
+  std::string command;
+  nlohmann::json arguments = nlohmann::json::object();
+};
+
+/// `tunnel` args: open (or find) the SOCKS5 tunnel of a running instance on 127.0.0.1:`port`
+/// (0: any free port, or the tunnel already open). Result: `{"port": N}`.
+struct tunnel_args {
+  std::string instance;
+  int64_t port = 0;
+};
+
 /// Bodies of the events `start`, `stop` and `shutdown` stream (docs/control-protocol.md):
 ///
 ///     {"instance":"default","type":"event","event":{<Lima event of runtime §4.5>}}
@@ -310,5 +330,9 @@ void to_json(nlohmann::json& j, const shutdown_result& v);
 void from_json(const nlohmann::json& j, shutdown_result& v);
 void to_json(nlohmann::json& j, const debug_fault_args& v);
 void from_json(const nlohmann::json& j, debug_fault_args& v);
+void to_json(nlohmann::json& j, const qmp_args& v);
+void from_json(const nlohmann::json& j, qmp_args& v);
+void to_json(nlohmann::json& j, const tunnel_args& v);
+void from_json(const nlohmann::json& j, tunnel_args& v);
 
 } // namespace calima::protocol

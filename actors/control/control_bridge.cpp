@@ -116,6 +116,43 @@ relay_actor::behavior_type relay(relay_actor::stateful_pointer<relay_state> self
   };
 }
 
+/// The `watch` relay: forwards every event and log line of the watched instances until the
+/// client goes away (checked every second) or the supervisor stops (the server then answers
+/// `shutting_down` and the responder goes inactive).
+using watch_actor = event_listener_actor::extend<caf::reacts_to<atom::timeout>>;
+
+struct watch_state {
+  responder_ptr out;
+  static inline const char* name = "watch-relay";
+};
+
+watch_actor::behavior_type watch_relay(watch_actor::stateful_pointer<watch_state> self,
+                                       responder_ptr out) {
+  self->state.out = std::move(out);
+  self->delayed_send(self, std::chrono::seconds(1), atom::timeout_v);
+  return {
+    [self](atom::event, const std::string& instance, const instance_event& ev) {
+      if (self->state.out->active())
+        self->state.out->event(proto::instance_event_body(instance, json(to_json(ev))));
+    },
+    [self](atom::log, const std::string& instance, const log_line& line) {
+      if (!self->state.out->active())
+        return;
+      json entry{{"level", line.level}, {"msg", line.msg}};
+      for (auto& f : line.fields)
+        entry[f.key] = f.value;
+      self->state.out->event(proto::log_event_body(instance, std::move(entry)));
+    },
+    [self](atom::timeout) {
+      if (!self->state.out->active()) {
+        self->quit();
+        return;
+      }
+      self->delayed_send(self, std::chrono::seconds(1), atom::timeout_v);
+    },
+  };
+}
+
 class bridge : public control_handler {
 public:
   bridge(caf::actor_system& sys, root_supervisor_actor root, bridge_options opts)
@@ -132,6 +169,9 @@ public:
       case proto::op::stop: return stop(req, std::move(out));
       case proto::op::shutdown: return shutdown(std::move(out));
       case proto::op::debug_fault: return fault(req, std::move(out));
+      case proto::op::watch: return watch(req, std::move(out));
+      case proto::op::qmp: return qmp(req, std::move(out));
+      case proto::op::tunnel: return tunnel(req, std::move(out));
     }
     out->fail(proto::error_code::unknown_op, "unknown operation");
   }
@@ -220,6 +260,65 @@ private:
                 });
           },
           failer(out));
+    });
+  }
+
+  void watch(const proto::request& req, responder_ptr out) {
+    auto names = req.args.get<proto::watch_args>().names;
+    auto r = sys_.spawn(watch_relay, out);
+    auto root = root_;
+    auto timeout = opts_.request_timeout;
+    if (names.empty()) {
+      caf::anon_send(root, atom::subscribe_v, event_listener_actor{r});
+      return;
+    }
+    one_shot([root, out, names, timeout, r](caf::event_based_actor* self) {
+      for (auto& name : names)
+        self->request(root, timeout, atom::get_v, name)
+          .then(
+            [self, r](instance_supervisor_actor sup) {
+              self->send(sup, atom::subscribe_v, event_listener_actor{r});
+            },
+            [out, r](caf::error& e) {
+              caf::anon_send_exit(r, caf::exit_reason::user_shutdown);
+              out->fail(code_of(e), describe(e));
+            });
+    });
+  }
+
+  /// Runs `f(self, sup)` with the instance supervisor of `name`, failing `out` when there is none.
+  template <class F>
+  void with_instance(const std::string& name, responder_ptr out, F f) {
+    auto root = root_;
+    auto timeout = opts_.request_timeout;
+    one_shot([root, out, name, timeout, f = std::move(f)](caf::event_based_actor* self) {
+      self->request(root, timeout, atom::get_v, name)
+        .then([self, f](instance_supervisor_actor sup) { f(self, sup); }, failer(out));
+    });
+  }
+
+  void qmp(const proto::request& req, responder_ptr out) {
+    auto a = req.args.get<proto::qmp_args>();
+    auto timeout = opts_.stop_timeout; // savevm of a large guest takes a while
+    with_instance(a.instance, out, [a, out, timeout](caf::event_based_actor* self,
+                                                     instance_supervisor_actor sup) {
+      self->request(sup, timeout, atom::qmp_v, a.command, a.arguments.dump())
+        .then(
+          [out](const std::string& value) {
+            auto v = json::parse(value, nullptr, false);
+            out->ok(json{{"return", v.is_discarded() ? json() : v}});
+          },
+          failer(out));
+    });
+  }
+
+  void tunnel(const proto::request& req, responder_ptr out) {
+    auto a = req.args.get<proto::tunnel_args>();
+    auto timeout = opts_.request_timeout;
+    with_instance(a.instance, out, [a, out, timeout](caf::event_based_actor* self,
+                                                     instance_supervisor_actor sup) {
+      self->request(sup, timeout, atom::socks_v, static_cast<int32_t>(a.port))
+        .then([out](int32_t port) { out->ok(json{{"port", port}}); }, failer(out));
     });
   }
 

@@ -8,6 +8,7 @@
 #include "actors/ports/port_forward_manager.hpp"
 #include "actors/ports/port_forward_rules.hpp"
 #include "actors/ssh/ssh_master.hpp"
+#include "actors/tunnel/socks_tunnel.hpp"
 #include "actors/ports/ssh_plane.hpp"
 #include "actors/vm/vm_process.hpp"
 #include "config/util/go_format.hpp"
@@ -141,6 +142,10 @@ instance_factory make_instance_factory(caf::actor_system& sys, io_thread& io, st
         mc.errors.push_back(error); // READY reports it (degraded); nothing is mounted
       return spawn_mount_manager(sys, io.ctx(), std::move(mc),
                                  caf::actor_cast<instance_supervisor_actor>(sup));
+    };
+    make.socks = [&sys, &io](caf::local_actor* sup, const child_context& c, owned_fd listener) {
+      return spawn_socks_tunnel(sys, c.instance, std::move(listener),
+                                caf::actor_cast<instance_supervisor_actor>(sup), io.ctx());
     };
     return root->spawn(instance_supervisor, std::move(spec), std::move(make), std::move(parent));
   };

@@ -561,6 +561,8 @@ void on_down(self_pointer self, caf::down_msg& dm) {
     st.listeners.erase(l);
     return;
   }
+  if (on_tunnel_down(self, dm))
+    return;
   auto c = child_at(st, dm.source);
   if (!c)
     return;
@@ -715,6 +717,31 @@ instance_supervisor(instance_supervisor_pointer self, instance_spec spec, child_
       self->send(as_supervised(st, c), atom::fault_v, kind);
       return atom::ok_v;
     },
+    [=](atom::qmp, std::string& command, std::string& arguments) -> caf::result<std::string> {
+      auto& st = self->state;
+      if (st.state != instance_state::running || !st.vm)
+        return caf::make_error(ec::invalid_state,
+                               "instance \"" + st.spec.name + "\" is not running");
+      // `loadvm` rewinds the guest, its TCP connections included: the SSH master's session is
+      // stale afterwards (its packets are out of the guest's window), so it is replaced at once
+      // instead of after its keepalives time out.
+      bool rewinds = command == "human-monitor-command"
+                     && arguments.find("loadvm") != std::string::npos;
+      auto rp = self->make_response_promise<std::string>();
+      self->request(st.vm, std::chrono::minutes(5), atom::qmp_v, std::move(command),
+                    std::move(arguments))
+        .then(
+          [=](std::string& out) mutable {
+            if (rewinds && (out == "\"\"" || out.empty()))
+              fail_child(self, component::ssh,
+                         caf::make_error(ec::ssh_lost, "a snapshot was restored: the SSH "
+                                                       "session belonged to the guest's past"));
+            rp.deliver(std::move(out));
+          },
+          [=](caf::error& e) mutable { rp.deliver(std::move(e)); });
+      return rp;
+    },
+    [=](atom::socks, int32_t port) -> caf::result<int32_t> { return open_tunnel(self, port); },
     [=](atom::subscribe, event_listener_actor& listener) {
       if (!listener)
         return;

@@ -154,6 +154,20 @@ struct child_factories {
     ports;
   /// Optional: without it reverse-sshfs mounts are not set up.
   std::function<mount_manager_actor(caf::local_actor* supervisor, const child_context&)> mounts;
+  /// Optional: a SOCKS tunnel serving `listener` (a bound, listening socket); without it
+  /// `limactl tunnel` is refused.
+  std::function<socks_tunnel_actor(caf::local_actor* supervisor, const child_context&,
+                                   owned_fd listener)>
+    socks;
+};
+
+/// One open SOCKS tunnel (`limactl tunnel`): not a component of the ordered start; it lives
+/// while the instance runs and is restarted alone (same port) when it fails.
+struct tunnel_slot {
+  int32_t port = 0;
+  socks_tunnel_actor hdl;
+  /// Restarts in this run; a tunnel that fails too often is closed.
+  uint32_t restarts = 0;
 };
 
 /// Supervision bookkeeping of one child slot.
@@ -229,6 +243,8 @@ struct instance_supervisor_state {
   std::string forwarder;
   /// The mount manager's latest report.
   std::vector<mount_info> mount_infos;
+  /// Open SOCKS tunnels.
+  std::vector<tunnel_slot> tunnels;
 
   // -- events --
   std::vector<event_listener_actor> listeners;

@@ -2,6 +2,7 @@
 
 #include "actors/supervisor/instance_supervisor.hpp"
 
+#include <caf/system_messages.hpp>
 #include <caf/error.hpp>
 #include <caf/result.hpp>
 
@@ -67,6 +68,19 @@ void mount_then_run(self_pointer self, uint64_t ssh_gen, std::vector<std::string
 
 /// The mount manager's report: log what changed.
 void on_mounts(self_pointer self, std::vector<mount_info> now);
+
+// -- SOCKS tunnels (instance_tunnels.cpp) -------------------------------------------------------
+
+/// `limactl tunnel`: the port of the tunnel on `port` (0: the first open one, else a new one on
+/// any free port), opening it when needed.
+caf::result<int32_t> open_tunnel(self_pointer self, int32_t port);
+
+/// A tunnel actor went down: restart it on its port, or forget it. False when `source` is no
+/// tunnel.
+bool on_tunnel_down(self_pointer self, const caf::down_msg& dm);
+
+/// Ends every tunnel (the instance stops).
+void close_tunnels(self_pointer self);
 
 // -- the ordered shutdown (instance_shutdown.cpp) ----------------------------------------------
 

@@ -52,6 +52,8 @@ caf::expected<instance_supervisor_actor> spawn_instance(self_pointer self,
   }
   e.hdl = *made;
   ++e.generation;
+  for (auto& w : st.watchers)
+    self->send(e.hdl, atom::subscribe_v, w);
   self->monitor(e.hdl);
   st.live->push_back(e.hdl.address());
   return e.hdl;
@@ -109,6 +111,12 @@ void begin_shutdown(self_pointer self, caf::error reason) {
 
 void on_down(self_pointer self, caf::down_msg& dm) {
   auto& st = self->state;
+  auto w = std::find_if(st.watchers.begin(), st.watchers.end(),
+                        [&](auto& x) { return x.address() == dm.source; });
+  if (w != st.watchers.end()) {
+    st.watchers.erase(w);
+    return;
+  }
   auto i = std::find_if(st.instances.begin(), st.instances.end(),
                         [&](auto& kv) { return kv.second.hdl.address() == dm.source; });
   if (i == st.instances.end())
@@ -259,6 +267,16 @@ root_supervisor_actor::behavior_type root_supervisor(root_supervisor_pointer sel
       if (!i->second.hdl)
         return unsupervised_info(name, &i->second);
       return self->delegate(i->second.hdl, atom::status_v);
+    },
+    [=](atom::subscribe, event_listener_actor& listener) {
+      auto& st = self->state;
+      if (!listener || st.shutting_down)
+        return;
+      self->monitor(listener);
+      for (auto& [name, e] : st.instances)
+        if (e.hdl)
+          self->send(e.hdl, atom::subscribe_v, listener);
+      st.watchers.push_back(std::move(listener));
     },
     [=](atom::list) -> caf::result<std::vector<instance_info>> {
       auto rp = self->make_response_promise<std::vector<instance_info>>();

@@ -80,6 +80,9 @@ struct root_supervisor_state {
   caf::error quit_reason;
   /// Addresses of the instance supervisors, for the functor that stops them if the root dies.
   std::shared_ptr<std::vector<caf::actor_addr>> live;
+  /// Listeners of every instance (`limactl watch`): subscribed to each instance supervisor,
+  /// including those spawned later; dropped when they terminate.
+  std::vector<event_listener_actor> watchers;
 
   static inline const char* name = "root-supervisor";
 };

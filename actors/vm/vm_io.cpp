@@ -349,6 +349,27 @@ void vm_io::execute(uint64_t run, const std::string& command) {
   });
 }
 
+void vm_io::execute(uint64_t run, uint64_t request, const std::string& command,
+                    const std::string& arguments) {
+  if (!qmp_) {
+    tell(vm_msg::qmp_reply{run, command, "QMP is not connected", request, {}});
+    return;
+  }
+  nlohmann::json args;
+  if (!arguments.empty()) {
+    args = nlohmann::json::parse(arguments, nullptr, false);
+    if (args.is_discarded()) {
+      tell(vm_msg::qmp_reply{run, command, "arguments are not JSON", request, {}});
+      return;
+    }
+  }
+  qmp_->execute(command, std::move(args), [weak = weak_from_this(), run, command, request](qmp_reply r) {
+    if (auto self = weak.lock())
+      self->tell(vm_msg::qmp_reply{run, command, r.ok ? std::string() : r.error, request,
+                                   r.ok ? r.value.dump() : std::string()});
+  });
+}
+
 // -- ending -----------------------------------------------------------------------------------
 
 void vm_io::kill(uint64_t run) {

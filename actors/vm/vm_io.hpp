@@ -52,6 +52,11 @@ public:
   /// Runs one QMP command → vm_msg::qmp_reply.
   void execute(uint64_t run, const std::string& command);
 
+  /// Runs `command` with `arguments` (JSON text, "" for none); answers with a qmp_reply carrying
+  /// `request` and the `return` value.
+  void execute(uint64_t run, uint64_t request, const std::string& command,
+               const std::string& arguments);
+
   /// SIGKILL through the pidfd; the pid file is removed once the process is gone (if it still
   /// names it).
   void kill(uint64_t run);

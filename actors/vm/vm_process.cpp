@@ -389,8 +389,34 @@ vm_process_impl_actor::behavior_type vm_process(vm_process_pointer self, vm_proc
     [=](vm_msg::probed& m) { on_probed(self, m); },
     [=](vm_msg::launched& m) { on_launched(self, m); },
     [=](vm_msg::qmp_up& m) { on_qmp_up(self, m); },
+    [=](atom::qmp, std::string& command, std::string& arguments) -> caf::result<std::string> {
+      auto& st = self->state;
+      if (st.hung)
+        return self->make_response_promise<std::string>();
+      if (!st.qmp_ready || st.phase != vm_phase::running)
+        return caf::make_error(ec::invalid_state, "the VM is not running");
+      auto request = ++st.next_qmp_request;
+      auto rp = self->make_response_promise<std::string>();
+      st.qmp_waiters.emplace(request, rp);
+      on_io(self, [run = st.run, request, command, arguments](vm_io& io) {
+        io.execute(run, request, command, arguments);
+      });
+      return rp;
+    },
     [=](vm_msg::qmp_reply& m) {
       auto& st = self->state;
+      if (m.request != 0) {
+        auto i = st.qmp_waiters.find(m.request);
+        if (i == st.qmp_waiters.end())
+          return;
+        auto rp = i->second;
+        st.qmp_waiters.erase(i);
+        if (m.error.empty())
+          rp.deliver(m.value);
+        else
+          rp.deliver(caf::make_error(ec::invalid_state, "QMP " + m.command + ": " + m.error));
+        return;
+      }
       if (stale(self, m.run) || m.error.empty())
         return;
       if (m.command == "system_powerdown" && st.phase == vm_phase::stopping)

@@ -12,6 +12,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -145,11 +146,14 @@ struct qmp_up {
   int32_t pid_file_pid = 0;
 };
 
-/// The answer to a QMP command (`error` empty on success).
+/// The answer to a QMP command (`error` empty on success). `request` is non-zero for a command
+/// asked through atom::qmp, whose `return` value is `value` (JSON text).
 struct qmp_reply {
   uint64_t run = 0;
   std::string command;
   std::string error;
+  uint64_t request = 0;
+  std::string value;
 };
 
 /// An asynchronous QMP event (`data` as JSON text).
@@ -197,7 +201,8 @@ typename Inspector::result_type inspect(Inspector& f, qmp_up& x) {
 }
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, qmp_reply& x) {
-  return f(caf::meta::type_name("vm_msg::qmp_reply"), x.run, x.command, x.error);
+  return f(caf::meta::type_name("vm_msg::qmp_reply"), x.run, x.command, x.error, x.request,
+           x.value);
 }
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, qmp_event& x) {
@@ -271,6 +276,9 @@ struct vm_process_state {
   bool hung = false;
   std::vector<caf::typed_response_promise<vm_status>> start_waiters;
   std::vector<caf::typed_response_promise<atom::ok>> stop_waiters;
+  /// atom::qmp requests waiting for QEMU's answer, by request number.
+  std::map<uint64_t, caf::typed_response_promise<std::string>> qmp_waiters;
+  uint64_t next_qmp_request = 0;
 
   static inline const char* name = "vm-process";
 };

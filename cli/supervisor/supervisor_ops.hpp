@@ -76,6 +76,10 @@ std::string shell_script(const limayaml::lima_yaml& cfg, const std::vector<std::
 [[noreturn]] void exec_ssh_shell(const store::instance& inst, const std::vector<std::string>& command,
                                  const shell_options& options);
 
+/// Ends the OpenSSH ControlMaster `limactl shell` shares for `inst` (and removes a socket nobody
+/// serves), so that the next ssh makes a new connection (`shell --reconnect`, snapshot apply).
+void reconnect_master(const store::instance& inst);
+
 /// `limactl debug fault INSTANCE COMPONENT KIND`.
 void inject_fault(const std::string& instance, const std::string& component, const std::string& kind);
 

@@ -131,6 +131,13 @@ vm_process_actor::behavior_type vm_double(vm_process_actor::stateful_pointer<vm_
         return self->make_response_promise<vm_status>();
       return vm_status{true, self->state.opts.pid, self->state.opts.ssh_port};
     },
+    [=](atom::qmp, const std::string& command, const std::string& arguments)
+      -> caf::result<std::string> {
+      self->state.rec->calls.push_back("vm:qmp:" + command + ":" + arguments);
+      if (self->state.hung)
+        return self->make_response_promise<std::string>();
+      return std::string("\"done\"");
+    },
     [=](atom::ping) { return pong(self); },
     [=](atom::fault, fault_kind kind) { fault(self, kind); },
   };

@@ -122,6 +122,12 @@ instance_supervisor_actor::behavior_type parent_double(std::shared_ptr<parent_lo
     [](atom::mounts, std::vector<mount_info>&) {},
     [](atom::log, log_line&) {},
     [](atom::prepared, uint64_t, instance_run_ptr&, std::string&) {},
+    [](atom::qmp, std::string&, std::string&) -> caf::result<std::string> {
+      return caf::make_error(ec::invalid_state, "no VM in this test");
+    },
+    [](atom::socks, int32_t) -> caf::result<int32_t> {
+      return caf::make_error(ec::invalid_state, "no tunnels in this test");
+    },
     [](atom::restart, component, uint64_t) {},
     [](atom::timeout, component, uint64_t) {},
     [](atom::health, uint64_t) {},
