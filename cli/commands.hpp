@@ -34,6 +34,8 @@ void register_network(CLI::App& root);     // network list|create|delete
 void register_autostart(CLI::App& root);   // autostart enable|disable, start-at-login (deprecated)
 void register_sudoers(CLI::App& root);     // sudoers (refused off macOS)
 void register_help(CLI::App& root);        // help [COMMAND...], help yq-restrictions
-void register_completion(CLI::App& root);  // completion bash|zsh|fish|powershell (hidden)
+void register_completion(CLI::App& root);
+void register_screenshot(CLI::App& root);
+void register_internal(CLI::App& root);    // Lima's hidden internals, refused with the reason  // completion bash|zsh|fish|powershell (hidden)
 
 } // namespace calima::cli

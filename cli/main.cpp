@@ -215,6 +215,8 @@ int main(int argc, char** argv) {
   register_sudoers(root);
   register_help(root);
   register_completion(root);
+  register_screenshot(root);
+  register_internal(root);
 
   auto args = stop_flags_after_shell_instance({argv + 1, argv + argc});
   try {

@@ -104,6 +104,10 @@ TEST_F(e2e, watch_snapshot_and_tunnel) {
   EXPECT_TRUE(contains(r.err, "instance \\\"test\\\" is stopped, run `limactl start test`")) << r.err;
   r = lc.run({"tunnel", "--socks-port", "80", "test"});
   EXPECT_TRUE(contains(r.err, "invalid socks port 80")) << r.err;
+  r = lc.run({"screenshot", "test"});
+  EXPECT_TRUE(contains(r.err, "instance \\\"test\\\" is not running (status: Stopped)")) << r.err;
+  r = lc.run({"screenshot", "-o", "x.jpg", "test"});
+  EXPECT_TRUE(contains(r.err, "must end in .png or .bmp")) << r.err;
 
   // watch every instance from before the start (the supervisor is started for it).
   auto events = lc.root() + "/watch.jsonl";
@@ -149,6 +153,11 @@ TEST_F(e2e, watch_snapshot_and_tunnel) {
   EXPECT_EQ(through_socks(port, "lima-test", true), "SSH-2.0-");
   EXPECT_EQ(through_socks(port, "127.0.0.1", false), "SSH-2.0-");
   EXPECT_TRUE(contains(lc.run({"tunnel", "test"}).out, ":" + std::to_string(port) + "`"));
+
+  // The test guest has no display (video.display: none): QEMU's reason is passed on.
+  r = lc.run({"screenshot", "-o", lc.root() + "/shot.png", "test"});
+  EXPECT_EQ(r.status, 1);
+  EXPECT_TRUE(contains(r.err, "failed to take a screenshot of instance")) << r.err;
 
   // Stopped: watch saw the end of the run; the tunnel is closed; snapshots via qemu-img.
   r = lc.run({"stop", "test"});
