@@ -109,17 +109,14 @@ void run_screenshot(const screenshot_options& o) {
   if (inst.state != store::status::running)
     throw cli_error(fmt::format("instance {} is not running (status: {})", go_quote(name),
                                 store::to_string(inst.state)));
-  auto client = connect_supervisor(store::lima_home());
-  if (!client)
-    throw cli_error("the calima supervisor is not running");
   // QEMU (same user) writes the dump into the instance directory; it is read back and removed.
   auto dump = fmt::format("{}/.screenshot-{}.{}", inst.dir, ::getpid(), ext == ".png" ? "png" : "ppm");
   try {
-    client->call(proto::op::qmp, {{"instance", name},
-                                  {"command", "screendump"},
-                                  {"arguments", {{"filename", dump},
-                                                 {"format", ext == ".png" ? "png" : "ppm"}}}});
-  } catch (const supervisor_error& e) {
+    supervisor_request(proto::op::qmp, {{"instance", name},
+                                        {"command", "screendump"},
+                                        {"arguments", {{"filename", dump},
+                                                       {"format", ext == ".png" ? "png" : "ppm"}}}});
+  } catch (const cli_error& e) {
     ::unlink(dump.c_str());
     throw cli_error(fmt::format("failed to take a screenshot of instance {}: {}", go_quote(name),
                                 e.what()));

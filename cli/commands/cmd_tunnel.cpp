@@ -49,16 +49,8 @@ void run_tunnel(const tunnel_options& o) {
   if (inst.state != store::status::running)
     throw cli_error(fmt::format("instance {} is not running (status: {})", go_quote(name),
                                 store::to_string(inst.state)));
-  auto client = connect_supervisor(store::lima_home());
-  if (!client)
-    throw cli_error("the calima supervisor is not running");
-  int port = 0;
-  try {
-    auto r = client->call(proto::op::tunnel, {{"instance", name}, {"port", o.port}});
-    port = r.value("port", 0);
-  } catch (const supervisor_error& e) {
-    throw cli_error(e.what());
-  }
+  auto r = supervisor_request(proto::op::tunnel, {{"instance", name}, {"port", o.port}});
+  int port = r.value("port", 0);
   std::printf("Set `ALL_PROXY=socks5h://127.0.0.1:%d`, etc.\n", port);
   std::printf("The instance can be connected from the host as <http://%s.internal> via a web "
               "browser.\n",

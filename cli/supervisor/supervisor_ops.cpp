@@ -473,15 +473,20 @@ void exec_ssh_shell(const store::instance& inst, const std::vector<std::string>&
   throw cli_error(fmt::format("exec: {}: {}", go_quote(argv[0]), go_errno_text(errno)));
 }
 
-void inject_fault(const std::string& instance, const std::string& component, const std::string& kind) {
+json supervisor_request(proto::op o, const json& args) {
   auto client = connect_supervisor(store::lima_home());
   if (!client)
     throw cli_error("the calima supervisor is not running");
   try {
-    client->call(proto::op::debug_fault, {{"instance", instance}, {"component", component}, {"kind", kind}});
+    return client->call(o, args);
   } catch (const supervisor_error& e) {
     throw cli_error(e.what());
   }
+}
+
+void inject_fault(const std::string& instance, const std::string& component, const std::string& kind) {
+  supervisor_request(proto::op::debug_fault,
+                     {{"instance", instance}, {"component", component}, {"kind", kind}});
   log::info(fmt::format("Injected a {} into {} of instance {}", kind, component, go_backquote(instance)));
 }
 

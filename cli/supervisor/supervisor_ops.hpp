@@ -1,6 +1,9 @@
 #pragma once
 
 #include "config/store/store.hpp"
+#include "messages/control_protocol.hpp"
+
+#include <nlohmann/json.hpp>
 
 #include <cstdint>
 #include <map>
@@ -79,6 +82,10 @@ std::string shell_script(const limayaml::lima_yaml& cfg, const std::vector<std::
 /// Ends the OpenSSH ControlMaster `limactl shell` shares for `inst` (and removes a socket nobody
 /// serves), so that the next ssh makes a new connection (`shell --reconnect`, snapshot apply).
 void reconnect_master(const store::instance& inst);
+
+/// One request to the running supervisor (none is started); cli_error when none runs ("the
+/// calima supervisor is not running") or when it answers with an error (its message).
+nlohmann::json supervisor_request(protocol::op o, const nlohmann::json& args);
 
 /// `limactl debug fault INSTANCE COMPONENT KIND`.
 void inject_fault(const std::string& instance, const std::string& component, const std::string& kind);
