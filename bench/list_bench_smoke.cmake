@@ -1,0 +1,21 @@
+# ctest list_bench_smoke: `calima-list-bench --quick --json` exits 0 and prints one JSON object
+# whose results carry the timing keys (numbers); no timing is asserted.
+execute_process(COMMAND "${BENCH}" --quick --json
+                RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err TIMEOUT 200)
+if(NOT rc EQUAL 0)
+  message(FATAL_ERROR "calima-list-bench exited with ${rc}\nstdout: ${out}\nstderr: ${err}")
+endif()
+string(JSON n LENGTH "${out}" results)
+if(NOT n EQUAL 2)
+  message(FATAL_ERROR "expected 2 results (supervisor stopped and running), got ${n}\n${out}")
+endif()
+math(EXPR last "${n} - 1")
+foreach(i RANGE ${last})
+  foreach(key instances floor_ms list_ms list_json_ms list_ratio list_json_ratio)
+    string(JSON type ERROR_VARIABLE jerr TYPE "${out}" results ${i} ${key})
+    if(jerr OR NOT type STREQUAL "NUMBER")
+      message(FATAL_ERROR "results[${i}].${key} is not a number (${jerr})\n${out}")
+    endif()
+  endforeach()
+endforeach()
+message(STATUS "${out}")
