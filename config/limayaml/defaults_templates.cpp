@@ -10,6 +10,9 @@
 
 #include <nlohmann/json.hpp>
 
+#include <mutex>
+#include <unordered_map>
+
 namespace calima::limayaml::defaults {
 
 namespace {
@@ -23,8 +26,14 @@ json param_json(const string_map& param) {
   return j;
 }
 
-/// Parses and runs `text`; throws go_template::error.
-std::string run(const std::string& text, const json& data) {
+/// `text` parsed once per process (the same defaults are filled for every instance `limactl
+/// list` inspects); throws go_template::error, which is not cached.
+go_template::tmpl parsed(const std::string& text) {
+  static std::mutex mutex;
+  static std::unordered_map<std::string, go_template::tmpl> cache;
+  std::lock_guard<std::mutex> guard(mutex);
+  if (auto it = cache.find(text); it != cache.end())
+    return it->second;
   go_template::options opts;
   opts.name = "";
   // Lima passes a map[string]any; its "Param" entry is a map[string]string.
@@ -32,7 +41,17 @@ std::string run(const std::string& text, const json& data) {
   opts.map_keys = {"Param"};
   opts.lima_functions = false;
   opts.root_is_map = true; // Lima executes these templates over a map[string]any
-  return go_template::tmpl::parse(text, opts).execute(data);
+  auto t = go_template::tmpl::parse(text, opts);
+  if (cache.size() < 256)
+    cache.emplace(text, t);
+  return t;
+}
+
+/// Parses and runs `text`; throws go_template::error.
+std::string run(const std::string& text, const json& data) {
+  if (text.find("{{") == std::string::npos)
+    return text; // no action: the text is its own output
+  return parsed(text).execute(data);
 }
 
 void warn_template(std::string_view what, const std::string& text, const std::exception& err) {

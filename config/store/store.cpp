@@ -11,6 +11,7 @@
 #include <cerrno>
 #include <csignal>
 #include <dirent.h>
+#include <mutex>
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 #include <sys/stat.h>
@@ -141,9 +142,22 @@ std::string lima_home() {
     home = std::string(h) + "/.lima";
   }
   home = fs::absolute(home);
-  if (fs::lexists(home))
-    home = fs::resolve(home);
-  return home;
+  // Resolved once per process and path: `limactl list` asks for it about a dozen times per
+  // instance, and each resolution walks the path with readlink.
+  static std::mutex mutex;
+  static std::string cached_from, cached_to;
+  {
+    std::lock_guard<std::mutex> guard(mutex);
+    if (home == cached_from)
+      return cached_to;
+  }
+  if (!fs::lexists(home))
+    return home; // not cached: creating it may change how it resolves
+  auto resolved = fs::resolve(home);
+  std::lock_guard<std::mutex> guard(mutex);
+  cached_from = home;
+  cached_to = resolved;
+  return resolved;
 }
 
 std::string instance_dir(const std::string& name) {
