@@ -8,7 +8,7 @@
 #include "config/util/log.hpp"
 #include "config/limayaml/validate_detail.hpp"
 
-#include <curl/curl.h>
+#include "config/util/lazy_curl.hpp"
 #include <fmt/format.h>
 #include <openssl/evp.h>
 

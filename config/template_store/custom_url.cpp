@@ -9,7 +9,7 @@
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
-#include <curl/curl.h>
+#include "config/util/lazy_curl.hpp"
 #include <fmt/format.h>
 #include <mutex>
 #include <nlohmann/json.hpp>
