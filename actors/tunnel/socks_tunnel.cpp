@@ -3,7 +3,6 @@
 #include <utility> // before Asio (caf-stack.md §8.11)
 
 #include "actors/tunnel/socks_server.hpp"
-#include "config/util/log.hpp"
 #include "messages/errors.hpp"
 
 #include <boost/asio/io_context.hpp>
@@ -26,7 +25,6 @@ struct socks_tunnel_state {
   boost::asio::io_context* io = nullptr;
   std::shared_ptr<socks_server> server;
   bool hung = false;
-  uint64_t handed_over = 0;
   static inline const char* name = "socks-tunnel";
 };
 
@@ -63,7 +61,6 @@ socks_tunnel(socks_tunnel_impl_actor::stateful_pointer<socks_tunnel_state> self,
       auto& st = self->state;
       if (st.hung)
         return;
-      ++st.handed_over;
       self->send(st.supervisor, atom::forward_v, std::move(client), std::move(host), port);
     },
     [=](atom::exited, const std::string& why) {

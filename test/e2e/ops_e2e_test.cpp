@@ -13,7 +13,6 @@
 #include <fcntl.h>
 #include <gtest/gtest.h>
 #include <string>
-#include <thread>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -113,7 +112,10 @@ TEST_F(e2e, watch_snapshot_and_tunnel) {
   auto events = lc.root() + "/watch.jsonl";
   pid_t watcher = spawn_watch(lc, {"--json"}, events);
   ASSERT_GT(watcher, 0);
-  std::this_thread::sleep_for(1s); // it starts the supervisor and subscribes
+  // It starts the supervisor, then subscribes; the events checked below come seconds later.
+  EXPECT_TRUE(eventually(10s, [&] {
+    return ::access((lc.lima_home() + "/_supervisor/supervisor.sock").c_str(), F_OK) == 0;
+  }));
 
   r = lc.run({"start", "--tty=false", "test"});
   ASSERT_EQ(r.status, 0) << r.err;
