@@ -27,6 +27,7 @@
 #include <caf/all.hpp>
 
 #include <cerrno>
+#include <chrono>
 #include <csignal>
 #include <cstdlib>
 #include <cstring>
@@ -36,6 +37,7 @@
 #include <future>
 #include <string>
 #include <sys/file.h>
+#include <thread>
 #include <unistd.h>
 
 #ifndef CALIMA_LIMA_VERSION
@@ -196,6 +198,13 @@ int main(int argc, char** argv) {
     stopped.set_value();
   });
   stopped.get_future().wait();
+  // stop() only queued the last frames (`shutting_down` for streams such as `limactl watch`):
+  // let the io thread flush them before the process ends, or the clients see a bare EOF.
+  if (server) {
+    auto deadline = std::chrono::steady_clock::now() + so.flush_timeout + std::chrono::seconds(1);
+    while (server->connection_count() > 0 && std::chrono::steady_clock::now() < deadline)
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
   ::unlink((dir + "/supervisor.pid").c_str());
   if (code < 0) {
     // Detached: the VMs keep running in their own sessions. Skip the ordered actor shutdown,

@@ -21,7 +21,7 @@ using namespace std::chrono_literals;
 
 namespace {
 
-/// `limactl watch ARGS...` in the background, stdout to `out`.
+/// `limactl watch ARGS...` in the background, stdout to `out`, stderr to `out`.err.
 pid_t spawn_watch(const limactl_runner& lc, const std::vector<std::string>& args,
                   const std::string& out) {
   pid_t pid = ::fork();
@@ -30,7 +30,8 @@ pid_t spawn_watch(const limactl_runner& lc, const std::vector<std::string>& args
     ::dup2(fd, 1);
     int null = ::open("/dev/null", O_RDWR);
     ::dup2(null, 0);
-    ::dup2(null, 2);
+    int err = ::open((out + ".err").c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    ::dup2(err, 2);
     ::setenv("LIMA_HOME", lc.lima_home().c_str(), 1);
     for (auto& [k, v] : lc.env)
       ::setenv(k.c_str(), v.c_str(), 1);
@@ -182,5 +183,6 @@ TEST_F(e2e, watch_snapshot_and_tunnel) {
     ::waitpid(watcher, &status, 0);
   }
   EXPECT_TRUE(ended) << "watch kept running after the supervisor stopped";
-  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << status;
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0)
+    << status << "\n---- watch's stderr ----\n" << read_file(events + ".err");
 }
