@@ -120,9 +120,24 @@ bool accepts(int port) {
 
 // -- target server ------------------------------------------------------------------------------
 
-target_server::target_server() {
-  fd_ = listen_loopback(0);
-  port_ = local_port(fd_);
+target_server::target_server(int port, bool any_address) {
+  if (!any_address) {
+    fd_ = listen_loopback(port);
+  } else {
+    fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    int one = 1;
+    setsockopt(fd_, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    sockaddr_in sa{};
+    sa.sin_family = AF_INET;
+    sa.sin_port = htons(static_cast<uint16_t>(port));
+    sa.sin_addr.s_addr = htonl(INADDR_ANY);
+    if (fd_ >= 0 && (bind(fd_, reinterpret_cast<sockaddr*>(&sa), sizeof sa) != 0 ||
+                     listen(fd_, 4096) != 0)) {
+      ::close(fd_);
+      fd_ = -1;
+    }
+  }
+  port_ = fd_ >= 0 ? local_port(fd_) : -1;
 }
 
 target_server::~target_server() { stop(); }

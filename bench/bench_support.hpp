@@ -36,9 +36,11 @@ bool accepts(int port);
 ///   'G' generate: write as fast as possible until the peer goes away;
 ///   'E' echo: answer one byte and close (connection-setup latency).
 /// The listening socket exists from construction (before any fork); `start` spawns threads.
+/// By default on 127.0.0.1 and any free port; `any_address` binds 0.0.0.0 (in the guest, where
+/// QEMU's hostfwd connects to the guest's address); port() is -1 when the bind failed.
 class target_server {
 public:
-  target_server();
+  explicit target_server(int port = 0, bool any_address = false);
   ~target_server();
   int port() const { return port_; }
   int listen_fd() const { return fd_; }

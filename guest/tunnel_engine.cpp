@@ -25,6 +25,7 @@ void tunnel_engine::impl::run_commands() {
 }
 
 char* tunnel_engine::impl::reserve_out(size_t n) {
+  buffers_used = true;
   if (out_head == out_end)
     out_head = out_end = 0;
   if (out_end + n > out.size()) {
@@ -155,6 +156,7 @@ void tunnel_engine::impl::read_link() {
       return protocol_error("frame larger than the receive buffer");
     ssize_t n = ::read(link, in.data() + in_len, in.size() - in_len);
     if (n > 0) {
+      buffers_used = true;
       in_len += static_cast<size_t>(n);
       process_input();
     } else if (n < 0 && errno == EINTR) {
@@ -303,6 +305,7 @@ void tunnel_engine::impl::tick(int64_t now) {
     scan_and_report();
     next_scan = now + opts.scan_interval_ms;
   }
+  release_idle_buffers(now);
   std::vector<uint32_t> idle;
   for (auto& [id, s] : streams)
     if (s.udp && now - s.last_active > opts.udp_idle_ms)
@@ -311,69 +314,173 @@ void tunnel_engine::impl::tick(int64_t now) {
     reset_stream(streams.at(id), true);
 }
 
-void tunnel_engine::impl::loop() {
-  epoll_event evs[256];
-  next_tick = now_ms();
-  while (!stopping) {
-    int64_t now = now_ms();
-    bool busy = !ready.empty() || (link >= 0 && link_readable) ||
-                (link >= 0 && link_writable && out_pending() > 0);
-    int timeout = busy ? 0 : static_cast<int>(std::max<int64_t>(0, next_tick - now));
-    int n = epoll_wait(ep, evs, 256, timeout);
-    for (int i = 0; i < n; ++i) {
-      uint64_t t = evs[i].data.u64;
-      uint64_t id = t & ((uint64_t{1} << 56) - 1);
-      uint32_t e = evs[i].events;
-      switch (t >> 56) {
-        case tag_wake:
-          run_commands();
-          break;
-        case tag_link:
-          if (e & (EPOLLIN | EPOLLHUP | EPOLLERR))
-            link_readable = true;
-          if (e & (EPOLLOUT | EPOLLERR))
-            link_writable = true;
-          break;
-        case tag_listener:
-          if (auto l = listeners.find(id); l != listeners.end()) {
-            if (l->second.udp)
-              udp_in(l->second);
-            else
-              accept_on(l->second);
-          }
-          break;
-        case tag_stream:
-          if (auto s = streams.find(static_cast<uint32_t>(id)); s != streams.end()) {
-            if (e & (EPOLLIN | EPOLLHUP | EPOLLERR | EPOLLRDHUP))
-              s->second.readable = true;
-            if (e & (EPOLLOUT | EPOLLERR | EPOLLHUP))
-              s->second.writable = true;
-            mark_ready(s->first);
-          }
-          break;
-      }
-    }
-    if (link >= 0 && link_writable)
-      flush_link();
-    if (link >= 0 && link_readable)
-      read_link();
-    size_t k = ready.size();
-    while (k-- > 0 && !ready.empty()) {
-      auto id = ready.front();
-      ready.pop_front();
-      service(id);
-    }
-    if (link >= 0 && link_writable)
-      flush_link();
-    now = now_ms();
-    if (now >= next_tick) {
-      tick(now);
-      next_tick = now + 100;
-      if (link >= 0 && link_writable)
-        flush_link();
-    }
+void tunnel_engine::impl::release_idle_buffers(int64_t now) {
+  if (buffers_used) {
+    buffers_used = false;
+    buffers_dirty = true;
+    buffers_last_use = now;
+  } else if (buffers_dirty && in_len == 0 && out_pending() == 0 &&
+             now - buffers_last_use >= buffer_release_ms) {
+    in.release();
+    out.release();
+    buffers_dirty = false;
   }
 }
+
+int tunnel_engine::impl::poll_timeout() const {
+  bool busy = !ready.empty() || (link >= 0 && link_readable) ||
+              (link >= 0 && link_writable && out_pending() > 0);
+  return busy ? 0 : static_cast<int>(std::max<int64_t>(0, next_tick - now_ms()));
+}
+
+void tunnel_engine::impl::step(int timeout) {
+  epoll_event evs[256];
+  int n = epoll_wait(ep, evs, 256, timeout);
+  for (int i = 0; i < n; ++i) {
+    uint64_t t = evs[i].data.u64;
+    uint64_t id = t & ((uint64_t{1} << 56) - 1);
+    uint32_t e = evs[i].events;
+    switch (t >> 56) {
+      case tag_wake:
+        run_commands();
+        break;
+      case tag_link:
+        if (e & (EPOLLIN | EPOLLHUP | EPOLLERR))
+          link_readable = true;
+        if (e & (EPOLLOUT | EPOLLERR))
+          link_writable = true;
+        break;
+      case tag_listener:
+        if (auto l = listeners.find(id); l != listeners.end()) {
+          if (l->second.udp)
+            udp_in(l->second);
+          else
+            accept_on(l->second);
+        }
+        break;
+      case tag_stream:
+        if (auto s = streams.find(static_cast<uint32_t>(id)); s != streams.end()) {
+          if (e & (EPOLLIN | EPOLLHUP | EPOLLERR | EPOLLRDHUP))
+            s->second.readable = true;
+          if (e & (EPOLLOUT | EPOLLERR | EPOLLHUP))
+            s->second.writable = true;
+          mark_ready(s->first);
+        }
+        break;
+    }
+  }
+  if (link >= 0 && link_writable)
+    flush_link();
+  if (link >= 0 && link_readable)
+    read_link();
+  size_t k = ready.size();
+  while (k-- > 0 && !ready.empty()) {
+    auto id = ready.front();
+    ready.pop_front();
+    service(id);
+  }
+  if (link >= 0 && link_writable)
+    flush_link();
+  int64_t now = now_ms();
+  if (now >= next_tick) {
+    tick(now);
+    next_tick = now + opts.tick_interval_ms;
+    if (link >= 0 && link_writable)
+      flush_link();
+  }
+}
+
+void tunnel_engine::impl::loop() {
+  next_tick = now_ms();
+  while (!stopping)
+    step(poll_timeout());
+}
+
+namespace {
+
+/// The shared engine thread of start_shared(): an epoll set of the engines' own epoll fds. An
+/// engine whose set has events (or whose work is pending, or whose tick is due) gets a step().
+/// Engines are added and removed under `mu`, which a step also holds, so a destructor never
+/// races a step of its engine. Created on first use and never destroyed (the thread is
+/// detached; processes end with the engines' owners).
+class shared_engine_thread {
+public:
+  static shared_engine_thread& get() {
+    static auto* t = new shared_engine_thread;
+    return *t;
+  }
+
+  void add(tunnel_engine::impl* e) {
+    std::lock_guard<std::recursive_mutex> g(mu_);
+    e->next_tick = now_ms();
+    members_.push_back(e);
+    epoll_event ev{};
+    ev.events = EPOLLIN;
+    ev.data.ptr = e;
+    epoll_ctl(ep_, EPOLL_CTL_ADD, e->ep, &ev);
+    if (!started_) {
+      started_ = true;
+      std::thread([this] { run(); }).detach();
+    }
+    wake();
+  }
+
+  void remove(tunnel_engine::impl* e) {
+    std::lock_guard<std::recursive_mutex> g(mu_);
+    epoll_ctl(ep_, EPOLL_CTL_DEL, e->ep, nullptr);
+    members_.erase(std::remove(members_.begin(), members_.end(), e), members_.end());
+  }
+
+private:
+  shared_engine_thread() {
+    ep_ = epoll_create1(EPOLL_CLOEXEC);
+    wake_ = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    epoll_event ev{};
+    ev.events = EPOLLIN;
+    ev.data.ptr = nullptr;
+    epoll_ctl(ep_, EPOLL_CTL_ADD, wake_, &ev);
+  }
+
+  void wake() {
+    uint64_t one = 1;
+    [[maybe_unused]] auto n = ::write(wake_, &one, sizeof one);
+  }
+
+  void run() {
+    epoll_event evs[64];
+    for (;;) {
+      int timeout = -1;
+      {
+        std::lock_guard<std::recursive_mutex> g(mu_);
+        for (auto* e : members_) {
+          int t = e->poll_timeout();
+          timeout = timeout < 0 ? t : std::min(timeout, t);
+        }
+      }
+      int n = epoll_wait(ep_, evs, 64, timeout);
+      for (int i = 0; i < n; ++i)
+        if (evs[i].data.ptr == nullptr) {
+          uint64_t v;
+          while (::read(wake_, &v, sizeof v) > 0) {
+          }
+        }
+      std::lock_guard<std::recursive_mutex> g(mu_);
+      auto snapshot = members_;
+      for (auto* e : snapshot)
+        // (a callback of an earlier step may have removed it)
+        if (std::find(members_.begin(), members_.end(), e) != members_.end() && !e->stopping)
+          e->step(0);
+    }
+  }
+
+  int ep_ = -1;
+  int wake_ = -1;
+  bool started_ = false;
+  std::recursive_mutex mu_;
+  std::vector<tunnel_engine::impl*> members_;
+};
+
+} // namespace
 
 tunnel_engine::tunnel_engine(engine_options opts, engine_callbacks cbs)
   : impl_(std::make_unique<impl>(std::move(opts), std::move(cbs))) {
@@ -383,10 +490,17 @@ tunnel_engine::~tunnel_engine() {
   stop();
   if (impl_->thread.joinable())
     impl_->thread.join();
+  if (impl_->shared)
+    shared_engine_thread::get().remove(impl_.get());
 }
 
 void tunnel_engine::start() {
   impl_->thread = std::thread([this] { impl_->loop(); });
+}
+
+void tunnel_engine::start_shared() {
+  impl_->shared = true;
+  shared_engine_thread::get().add(impl_.get());
 }
 
 void tunnel_engine::run() {

@@ -5,7 +5,7 @@
 /// the tunnel protocol (guest/tunnel_protocol.hpp, docs/tunnel-protocol.md).
 ///
 /// The same engine runs on both ends:
-///   - role::host (the supervisor, one per instance, on its own thread): owns host listeners handed
+///   - role::host (the supervisor, one per instance, all on one shared thread): owns host listeners handed
 ///     over by forwarder actors; every accepted TCP connection (every UDP client address) becomes a
 ///     stream; OPEN asks the guest to dial the guest address.
 ///   - role::guest (lima-guestagent's main loop): dials on OPEN, reports listening ports.
@@ -60,6 +60,7 @@ struct engine_options {
   int scan_interval_ms = 200;         ///< guest: how often `scan_ports` runs
   int hello_interval_ms = 1000;       ///< host: HELLO is repeated until the guest answers
   int udp_idle_ms = 60000;            ///< a UDP stream without traffic for this long is closed
+  int tick_interval_ms = 100;         ///< housekeeping (HELLO repeats, scans, idle UDP, buffers)
 };
 
 class tunnel_engine {
@@ -70,8 +71,12 @@ public:
   tunnel_engine(const tunnel_engine&) = delete;
   tunnel_engine& operator=(const tunnel_engine&) = delete;
 
-  /// Runs the loop on a new thread (host side).
+  /// Runs the loop on a new thread of its own.
   void start();
+
+  /// Runs the loop on the process's shared engine thread (host side): one thread serves every
+  /// engine started this way, so a running instance costs no thread of its own.
+  void start_shared();
 
   /// Runs the loop on the calling thread until `stop` (guest agent).
   void run();

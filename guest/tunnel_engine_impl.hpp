@@ -11,6 +11,7 @@
 #include <netinet/tcp.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <sys/stat.h>
@@ -23,6 +24,7 @@
 #include <deque>
 #include <map>
 #include <mutex>
+#include <new>
 #include <thread>
 #include <unordered_map>
 
@@ -82,6 +84,50 @@ inline bool to_sockaddr(const std::string& addr, sockaddr_storage& ss, socklen_t
   return false;
 }
 
+/// A byte buffer in an anonymous mapping of its own: its pages cost memory only once touched,
+/// and release() gives them back to the kernel, so an idle engine holds no buffer memory (a
+/// zero-filled std::vector of the same size is resident from the start).
+class page_buffer {
+public:
+  page_buffer() = default;
+  page_buffer(const page_buffer&) = delete;
+  page_buffer& operator=(const page_buffer&) = delete;
+  ~page_buffer() {
+    if (p_ != nullptr)
+      ::munmap(p_, n_);
+  }
+  char* data() { return p_; }
+  const char* data() const { return p_; }
+  size_t size() const { return n_; }
+  char& operator[](size_t i) { return p_[i]; }
+  /// Grows to at least `n` bytes (whole pages), keeping the contents.
+  void resize(size_t n) {
+    if (n <= n_)
+      return;
+    size_t page = static_cast<size_t>(::sysconf(_SC_PAGESIZE));
+    n = (n + page - 1) / page * page;
+    void* q = p_ != nullptr ? ::mremap(p_, n_, n, MREMAP_MAYMOVE)
+                            : ::mmap(nullptr, n, PROT_READ | PROT_WRITE,
+                                     MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (q == MAP_FAILED)
+      throw std::bad_alloc();
+    p_ = static_cast<char*>(q);
+    n_ = n;
+  }
+  /// Returns the pages to the kernel; the contents read as zeros afterwards.
+  void release() {
+    if (p_ != nullptr)
+      ::madvise(p_, n_, MADV_DONTNEED);
+  }
+
+private:
+  char* p_ = nullptr;
+  size_t n_ = 0;
+};
+
+/// How long the link buffers must stay empty and unused before their pages are released.
+constexpr int64_t buffer_release_ms = 1000;
+
 } // namespace engine_detail
 
 using namespace engine_detail;
@@ -122,6 +168,7 @@ struct tunnel_engine::impl {
   int ep = -1;
   int wake = -1;
   std::thread thread;
+  bool shared = false; // served by the shared engine thread (start_shared)
   std::atomic<bool> stopping{false};
 
   std::mutex mtx;
@@ -135,12 +182,15 @@ struct tunnel_engine::impl {
   bool link_writable = false;
   bool synced = false;    // found the peer's magic
   bool handshake = false; // peer's HELLO seen
-  std::vector<char> in;
+  page_buffer in;
   size_t in_len = 0;
-  std::vector<char> out;
+  page_buffer out;
   size_t out_head = 0;
   size_t out_end = 0;
   int64_t next_hello = 0;
+  bool buffers_used = false;  // read or queued since the last tick
+  bool buffers_dirty = false; // pages may be resident
+  int64_t buffers_last_use = 0;
 
   std::unordered_map<uint32_t, stream> streams;
   std::map<uint64_t, listener_entry> listeners;
@@ -242,7 +292,13 @@ struct tunnel_engine::impl {
 
   // -- loop ------------------------------------------------------------------------------------
 
+  /// Milliseconds until the loop must run again (0: work is pending).
+  int poll_timeout() const;
+  /// One turn of the loop: waits up to `timeout` ms for events, handles them, ticks when due.
+  void step(int timeout);
   void tick(int64_t now);
+  /// Gives the link buffers' pages back once they were unused for buffer_release_ms.
+  void release_idle_buffers(int64_t now);
   void loop();
 };
 

@@ -116,7 +116,7 @@ event_log_actor::behavior_type event_log(event_log_actor::stateful_pointer<event
 
 event_log_actor spawn_event_log(caf::actor_system& sys, std::string dir, bool truncate,
                                 int32_t ssh_local_port) {
-  return sys.spawn<caf::detached>(event_log, std::move(dir), truncate, ssh_local_port);
+  return sys.spawn(event_log, std::move(dir), truncate, ssh_local_port);
 }
 
 } // namespace calima::actors

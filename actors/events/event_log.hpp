@@ -16,9 +16,11 @@
 /// File IO inside an actor, and why that is acceptable here: every message becomes exactly one
 /// write(2) of one short line (well under 4 KiB) to a file opened with O_APPEND in the instance
 /// directory; nothing is read, nothing is fsync'ed (Lima fsyncs; we accept losing the last lines
-/// on power loss), so a write costs microseconds in the page cache. The supervisor still spawns
-/// it detached (spawn_event_log), so even a stalled disk blocks only this actor's own thread and
-/// never a scheduler worker. Tests run the same behaviour on the deterministic scheduler.
+/// on power loss), so a write costs microseconds in the page cache. It runs on the scheduler like
+/// every other actor: a detached one cost each running instance a thread of its own (issue 11).
+/// The price: a disk that stalls page-cache writes (a full dirty limit) holds a scheduler worker
+/// for as long; the supervisor has four. Tests run the same behaviour on the deterministic
+/// scheduler.
 ///
 /// The host agent's files: every event log (the first of a run and every restart, since the
 /// previous one removed them when it terminated) owns an `ha_endpoint` that writes `$INST/ha.pid`

@@ -2,15 +2,20 @@
 
 #include "config/util/fs_util.hpp"
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <cstring>
 #include <fcntl.h>
+#include <map>
+#include <mutex>
 #include <poll.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <thread>
 #include <unistd.h>
+#include <vector>
 
 namespace calima::actors {
 
@@ -53,21 +58,6 @@ bool socket_is_live(const std::string& path) {
   return live;
 }
 
-void write_all(int fd, const std::string& data) {
-  const char* p = data.data();
-  size_t left = data.size();
-  while (left > 0) {
-    auto n = ::send(fd, p, left, MSG_NOSIGNAL);
-    if (n < 0) {
-      if (errno == EINTR)
-        continue;
-      return; // the client went away
-    }
-    p += n;
-    left -= static_cast<size_t>(n);
-  }
-}
-
 std::string http_response(int code, const char* reason, const std::string& content_type,
                           const std::string& body) {
   std::string r = "HTTP/1.1 " + std::to_string(code) + " " + reason + "\r\n";
@@ -79,6 +69,174 @@ std::string http_response(int code, const char* reason, const std::string& conte
   return r;
 }
 
+/// The one thread that serves every ha_endpoint of the process: it polls their listening
+/// sockets and their connections, all nonblocking, so a slow client of one instance delays no
+/// other and a running instance costs no thread of its own. Everything it touches is guarded by
+/// `mu`; remove() takes it too, so once remove() returns the thread leaves that endpoint alone.
+/// Created on first use and never destroyed (its thread is detached).
+class ha_server {
+public:
+  static ha_server& get() {
+    static auto* s = new ha_server;
+    return *s;
+  }
+
+  void add(const ha_endpoint* owner, int listen_fd) {
+    std::lock_guard<std::mutex> g(mu_);
+    listeners_[listen_fd] = owner;
+    if (!started_) {
+      started_ = true;
+      std::thread([this] { run(); }).detach();
+    }
+    wake();
+  }
+
+  void remove(const ha_endpoint* owner) {
+    std::lock_guard<std::mutex> g(mu_);
+    for (auto it = listeners_.begin(); it != listeners_.end();)
+      it = it->second == owner ? listeners_.erase(it) : std::next(it);
+    for (auto& c : conns_)
+      if (c.owner == owner)
+        close_conn(c);
+    drop_closed();
+    wake();
+  }
+
+private:
+  struct connection {
+    int fd = -1;
+    const ha_endpoint* owner = nullptr;
+    std::chrono::steady_clock::time_point deadline;
+    std::string request;
+    std::string response;
+    size_t sent = 0;
+    bool writing = false;
+  };
+
+  ha_server() {
+    if (::pipe2(wake_, O_CLOEXEC | O_NONBLOCK) != 0)
+      wake_[0] = wake_[1] = -1;
+  }
+
+  void wake() {
+    char c = 'w';
+    [[maybe_unused]] auto n = ::write(wake_[1], &c, 1);
+  }
+
+  static void close_conn(connection& c) {
+    if (c.fd >= 0)
+      ::close(c.fd);
+    c.fd = -1;
+  }
+
+  void drop_closed() {
+    conns_.erase(std::remove_if(conns_.begin(), conns_.end(),
+                                [](const connection& c) { return c.fd < 0; }),
+                 conns_.end());
+  }
+
+  void run() {
+    for (;;) {
+      std::vector<pollfd> fds{{wake_[0], POLLIN, 0}};
+      int timeout = -1;
+      {
+        std::lock_guard<std::mutex> g(mu_);
+        auto now = std::chrono::steady_clock::now();
+        for (auto& [fd, owner] : listeners_)
+          fds.push_back({fd, POLLIN, 0});
+        for (auto& c : conns_) {
+          fds.push_back({c.fd, static_cast<short>(c.writing ? POLLOUT : POLLIN), 0});
+          auto left = std::chrono::duration_cast<std::chrono::milliseconds>(c.deadline - now);
+          int ms = static_cast<int>(std::max<int64_t>(0, left.count() + 1));
+          timeout = timeout < 0 ? ms : std::min(timeout, ms);
+        }
+      }
+      if (::poll(fds.data(), fds.size(), timeout) < 0 && errno != EINTR)
+        continue;
+      char drain[64];
+      while (::read(wake_[0], drain, sizeof drain) > 0) {
+      }
+      std::lock_guard<std::mutex> g(mu_);
+      for (size_t i = 1; i < fds.size(); ++i) {
+        if (fds[i].revents == 0)
+          continue;
+        // The fd may belong to a listener or a connection (looked up again: remove() may have
+        // run while we polled).
+        if (auto l = listeners_.find(fds[i].fd); l != listeners_.end()) {
+          accept_all(l->first, l->second);
+          continue;
+        }
+        for (auto& c : conns_)
+          if (c.fd == fds[i].fd)
+            serve(c);
+      }
+      auto now = std::chrono::steady_clock::now();
+      for (auto& c : conns_)
+        if (c.fd >= 0 && now >= c.deadline)
+          close_conn(c); // too slow: drop the connection
+      drop_closed();
+    }
+  }
+
+  void accept_all(int listen_fd, const ha_endpoint* owner) {
+    for (;;) {
+      int fd = ::accept4(listen_fd, nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK);
+      if (fd < 0)
+        return; // EAGAIN, ECONNABORTED, EMFILE…: try again on the next readiness
+      connection c;
+      c.fd = fd;
+      c.owner = owner;
+      c.deadline = std::chrono::steady_clock::now() + request_timeout;
+      conns_.push_back(std::move(c));
+    }
+  }
+
+  /// Reads the request head; once complete (or at EOF), answers it and closes.
+  void serve(connection& c) {
+    char buf[1024];
+    while (!c.writing) {
+      auto got = ::recv(c.fd, buf, std::min(sizeof buf, max_request - c.request.size()), 0);
+      if (got < 0) {
+        if (errno == EINTR)
+          continue;
+        if (errno != EAGAIN && errno != EWOULDBLOCK)
+          close_conn(c);
+        return;
+      }
+      if (got > 0)
+        c.request.append(buf, static_cast<size_t>(got));
+      // EOF: answer what we have (a bare request line is accepted)
+      if (got == 0 || c.request.find("\r\n\r\n") != std::string::npos ||
+          c.request.size() >= max_request) {
+        if (c.request.empty()) {
+          close_conn(c);
+          return;
+        }
+        c.response = c.owner->respond(c.request);
+        c.writing = true;
+      }
+    }
+    while (c.sent < c.response.size()) {
+      auto n = ::send(c.fd, c.response.data() + c.sent, c.response.size() - c.sent, MSG_NOSIGNAL);
+      if (n < 0) {
+        if (errno == EINTR)
+          continue;
+        if (errno != EAGAIN && errno != EWOULDBLOCK)
+          close_conn(c);
+        return;
+      }
+      c.sent += static_cast<size_t>(n);
+    }
+    close_conn(c);
+  }
+
+  std::mutex mu_;
+  bool started_ = false;
+  int wake_[2] = {-1, -1};
+  std::map<int, const ha_endpoint*> listeners_;
+  std::vector<connection> conns_;
+};
+
 } // namespace
 
 ha_endpoint::ha_endpoint(std::string dir)
@@ -88,16 +246,8 @@ ha_endpoint::ha_endpoint(std::string dir)
   listen_socket();
   if (!foreign_)
     write_pid_file();
-  if (listen_fd_ < 0)
-    return;
-  if (::pipe2(stop_pipe_, O_CLOEXEC) != 0) {
-    errors_.push_back(std::string("pipe: ") + std::strerror(errno));
-    ::close(listen_fd_);
-    listen_fd_ = -1;
-    ::unlink(sock_path_.c_str());
-    return;
-  }
-  thread_ = std::thread([this] { serve(); });
+  if (listen_fd_ >= 0)
+    ha_server::get().add(this, listen_fd_);
 }
 
 ha_endpoint::~ha_endpoint() { stop(); }
@@ -160,17 +310,8 @@ void ha_endpoint::listen_socket() {
 }
 
 void ha_endpoint::stop() {
-  if (thread_.joinable()) {
-    char c = 'x';
-    while (::write(stop_pipe_[1], &c, 1) < 0 && errno == EINTR) {
-    }
-    thread_.join();
-  }
-  for (int& fd : stop_pipe_) {
-    if (fd >= 0)
-      ::close(fd);
-    fd = -1;
-  }
+  if (listen_fd_ >= 0)
+    ha_server::get().remove(this); // before the fd is closed: the server then leaves it alone
   if (listen_fd_ >= 0) {
     ::close(listen_fd_);
     listen_fd_ = -1;
@@ -188,68 +329,6 @@ void ha_endpoint::stop() {
         && ::lstat(pid_path_.c_str(), &st) == 0 && st.st_dev == pid_dev_ && st.st_ino == pid_ino_)
       ::unlink(pid_path_.c_str());
   }
-}
-
-void ha_endpoint::serve() {
-  for (;;) {
-    pollfd fds[2] = {{stop_pipe_[0], POLLIN, 0}, {listen_fd_, POLLIN, 0}};
-    int n = ::poll(fds, 2, -1);
-    if (n < 0) {
-      if (errno == EINTR)
-        continue;
-      return;
-    }
-    if (fds[0].revents != 0)
-      return;
-    if (fds[1].revents & POLLIN) {
-      int conn = ::accept4(listen_fd_, nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK);
-      if (conn < 0)
-        continue; // EAGAIN, ECONNABORTED, EMFILE…: try again on the next readiness
-      handle(conn);
-      ::close(conn);
-    }
-  }
-}
-
-void ha_endpoint::handle(int conn) {
-  using clock = std::chrono::steady_clock;
-  auto deadline = clock::now() + request_timeout;
-  std::string request;
-  char buf[1024];
-  while (request.find("\r\n\r\n") == std::string::npos && request.size() < max_request) {
-    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - clock::now());
-    if (left.count() <= 0)
-      return; // too slow: drop the connection
-    pollfd fds[2] = {{stop_pipe_[0], POLLIN, 0}, {conn, POLLIN, 0}};
-    int n = ::poll(fds, 2, static_cast<int>(left.count()));
-    if (n < 0) {
-      if (errno == EINTR)
-        continue;
-      return;
-    }
-    if (fds[0].revents != 0)
-      return; // stopping
-    if (n == 0)
-      continue; // the deadline check above ends the loop
-    auto got = ::recv(conn, buf, std::min(sizeof buf, max_request - request.size()), 0);
-    if (got < 0) {
-      if (errno == EINTR || errno == EAGAIN || errno == EWOULDBLOCK)
-        continue;
-      return;
-    }
-    if (got == 0)
-      break; // EOF: answer what we have (a bare request line is accepted)
-    request.append(buf, static_cast<size_t>(got));
-  }
-  if (request.empty())
-    return;
-  // Blocking writes for the (tiny) response; a peer that never reads is bounded by SO_SNDTIMEO.
-  int flags = ::fcntl(conn, F_GETFL);
-  if (flags >= 0)
-    ::fcntl(conn, F_SETFL, flags & ~O_NONBLOCK);
-  timeval tv{2, 0};
-  ::setsockopt(conn, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
-  write_all(conn, respond(request));
 }
 
 std::string ha_endpoint::respond(const std::string& request) const {

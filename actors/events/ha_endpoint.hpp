@@ -3,16 +3,15 @@
 #include <atomic>
 #include <string>
 #include <sys/types.h>
-#include <thread>
 #include <vector>
 
 /// The host agent's files of one running instance: `$INST/ha.pid` and the REST API on
 /// `$INST/ha.sock` (runtime §1.2, §4.6). In calima the supervisor process plays Lima's host agent
 /// for every instance it runs, so `limactl list` (and Lima's own tools) find a live host agent.
 ///
-/// Plain POSIX, no CAF: one std::thread polls the listening socket and a self-pipe (stop). It
-/// serves one short request at a time: reads at most 8 KiB or 2 s of request head, answers, and
-/// closes the connection (`Connection: close`).
+/// Plain POSIX, no CAF: one thread of the process serves every endpoint (their listening sockets
+/// and connections, all nonblocking). Per connection it reads at most 8 KiB or 2 s of request
+/// head, answers, and closes the connection (`Connection: close`).
 ///
 /// API (as Lima's hostagent server, whose mux matches the path first, then the handler checks the
 /// method):
@@ -32,7 +31,7 @@ namespace calima::actors {
 
 class ha_endpoint {
 public:
-  /// Writes `dir/ha.pid`, binds `dir/ha.sock` and starts the serving thread.
+  /// Writes `dir/ha.pid`, binds `dir/ha.sock` and hands it to the shared serving thread.
   explicit ha_endpoint(std::string dir);
   ha_endpoint(const ha_endpoint&) = delete;
   ha_endpoint& operator=(const ha_endpoint&) = delete;
@@ -43,7 +42,7 @@ public:
   void set_ssh_local_port(int port) { ssh_local_port_.store(port); }
   int ssh_local_port() const { return ssh_local_port_.load(); }
 
-  /// Stops the thread (promptly, even mid-request) and removes our `ha.sock` and `ha.pid`.
+  /// Stops serving (promptly, even mid-request) and removes our `ha.sock` and `ha.pid`.
   /// Idempotent.
   void stop();
 
@@ -60,8 +59,6 @@ public:
 private:
   void write_pid_file();
   void listen_socket();
-  void serve();
-  void handle(int conn);
 
   std::string dir_;
   std::string pid_path_;
@@ -76,8 +73,6 @@ private:
   int listen_fd_ = -1;
   dev_t sock_dev_ = 0;
   ino_t sock_ino_ = 0;
-  int stop_pipe_[2] = {-1, -1};
-  std::thread thread_;
 };
 
 } // namespace calima::actors

@@ -20,8 +20,12 @@ public:
     ec.on_pong = [f = cbs.on_link](uint64_t token) { f(link_event{link_event::pong, "", token}); };
     tunnel::engine_options opts;
     opts.peer_name = "calima-supervisor";
+    // Nothing on the host side needs a finer tick: HELLO goes out on attach (repeats are 1 s
+    // apart anyway), idle UDP streams close after a minute. A slower tick keeps idle instances
+    // from waking the shared engine thread.
+    opts.tick_interval_ms = 1000;
     engine_ = std::make_unique<tunnel::tunnel_engine>(opts, std::move(ec));
-    engine_->start();
+    engine_->start_shared();
   }
 
   void attach_link(int fd) override { engine_->attach_link(fd); }

@@ -48,7 +48,7 @@ inline void close_with_reset(int fd) {
   owned_fd::close_with_reset(fd);
 }
 
-/// The real plane: a tunnel engine (role host) running on a thread of its own.
+/// The real plane: a tunnel engine (role host) on the process's shared engine thread.
 std::shared_ptr<forward_plane> make_tunnel_plane(forward_plane_callbacks cbs);
 
 } // namespace calima::actors

@@ -1,4 +1,5 @@
-/// `limactl supervisor [stop]` and `limactl debug fault INSTANCE COMPONENT KIND`.
+/// `limactl supervisor [stop]`, `limactl debug fault INSTANCE COMPONENT KIND` and
+/// `limactl debug qmp INSTANCE COMMAND [ARGUMENTS-JSON]`.
 
 #include "cli/cli_common.hpp"
 #include "cli/commands.hpp"
@@ -9,7 +10,9 @@
 
 #include <CLI/CLI.hpp>
 #include <cerrno>
+#include <cstdio>
 #include <fmt/format.h>
+#include <nlohmann/json.hpp>
 #include <unistd.h>
 
 namespace calima::cli {
@@ -50,6 +53,26 @@ void register_supervisor(CLI::App& root) {
     check_args(*args, 3, 3, "limactl debug fault", "limactl debug fault INSTANCE COMPONENT KIND",
                "Inject a fault");
     inject_fault((*args)[0], (*args)[1], (*args)[2]);
+  });
+  // One QMP command, run by the VM actor of a running instance (QEMU's QMP socket has a single
+  // client: the supervisor). Prints QMP's return value as JSON. Used by calima-vm-bench to add a
+  // `hostfwd` to the running guest (human-monitor-command).
+  auto qargs = std::make_shared<std::vector<std::string>>();
+  auto* qmp = debug->add_subcommand("qmp", "Run a QMP command: INSTANCE COMMAND [ARGUMENTS-JSON]");
+  qmp->add_option("args", *qargs);
+  set_action(qmp, [qargs] {
+    check_args(*qargs, 2, 3, "limactl debug qmp", "limactl debug qmp INSTANCE COMMAND [ARGUMENTS-JSON]",
+               "Run a QMP command");
+    auto arguments = nlohmann::json::object();
+    if (qargs->size() == 3) {
+      arguments = nlohmann::json::parse((*qargs)[2], nullptr, false);
+      if (!arguments.is_object())
+        throw cli_error(fmt::format("ARGUMENTS-JSON must be a JSON object, got {}", go_quote((*qargs)[2])));
+    }
+    auto r = supervisor_request(protocol::op::qmp, {{"instance", (*qargs)[0]},
+                                                    {"command", (*qargs)[1]},
+                                                    {"arguments", arguments}});
+    std::printf("%s\n", r.value("return", nlohmann::json()).dump().c_str());
   });
 }
 

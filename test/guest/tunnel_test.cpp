@@ -36,7 +36,10 @@ struct pair_fixture {
 
   /// `initial`: what the guest reports from the start (set before the link connects, so the
   /// first full list cannot race the test).
-  explicit pair_fixture(std::vector<guest::listener> initial = {}) : ports(std::move(initial)) {
+  /// `shared_host`: the host engine runs on the process's shared engine thread (start_shared),
+  /// as in the supervisor, with the supervisor's 1 s tick.
+  explicit pair_fixture(std::vector<guest::listener> initial = {}, bool shared_host = false)
+    : ports(std::move(initial)) {
     engine_callbacks hc;
     hc.on_ports = [this](const port_report& r) {
       std::lock_guard<std::mutex> g(mtx);
@@ -53,7 +56,10 @@ struct pair_fixture {
       ++link_downs;
       cv.notify_all();
     };
-    host = std::make_unique<tunnel_engine>(engine_options{}, hc);
+    engine_options ho;
+    if (shared_host)
+      ho.tick_interval_ms = 1000;
+    host = std::make_unique<tunnel_engine>(ho, hc);
     engine_callbacks gc;
     gc.scan_ports = [this](std::vector<std::string>&) {
       std::lock_guard<std::mutex> g(mtx);
@@ -63,7 +69,10 @@ struct pair_fixture {
     go.r = role::guest;
     go.scan_interval_ms = 50;
     guest_engine = std::make_unique<tunnel_engine>(go, gc);
-    host->start();
+    if (shared_host)
+      host->start_shared();
+    else
+      host->start();
     guest_engine->start();
     connect_link();
   }
@@ -131,6 +140,34 @@ TEST(tunnel_engine, tcp_round_trip_with_half_close_and_large_data) {
   // the stream is closed on both sides once both directions ended
   EXPECT_TRUE(eventually([&] { return f.host->stats().streams_open == 0; }));
   EXPECT_TRUE(eventually([&] { return f.guest_engine->stats().streams_open == 0; }));
+}
+
+TEST(tunnel_engine, host_engines_on_the_shared_thread_carry_traffic_and_come_and_go) {
+  echo_server echo;
+  auto a = std::make_unique<pair_fixture>(std::vector<guest::listener>{}, true);
+  auto b = std::make_unique<pair_fixture>(std::vector<guest::listener>{}, true);
+  ASSERT_TRUE(a->wait_up());
+  ASSERT_TRUE(b->wait_up());
+  auto through = [&](pair_fixture& f, size_t n) {
+    int lfd = listen_tcp("127.0.0.1", 0);
+    int port = local_port(lfd);
+    f.host->add_stream_listener(lfd, "127.0.0.1:" + std::to_string(echo.port()));
+    std::string payload = pattern(n);
+    return echo_through(port, payload) == payload;
+  };
+  // both at once, on one thread
+  std::thread other([&] { EXPECT_TRUE(through(*b, 4 * 1024 * 1024 + 3)); });
+  EXPECT_TRUE(through(*a, 4 * 1024 * 1024 + 5));
+  other.join();
+  // one goes away; the other and a newcomer keep working, and the link buffers of an idle
+  // engine are released and reused without corrupting data (twice the release delay)
+  a.reset();
+  auto c = std::make_unique<pair_fixture>(std::vector<guest::listener>{}, true);
+  ASSERT_TRUE(c->wait_up());
+  EXPECT_TRUE(through(*c, 1024 * 1024 + 1));
+  std::this_thread::sleep_for(2500ms);
+  EXPECT_TRUE(through(*b, 2 * 1024 * 1024 + 7));
+  EXPECT_TRUE(through(*c, 2 * 1024 * 1024 + 9));
 }
 
 TEST(tunnel_engine, many_concurrent_streams) {
