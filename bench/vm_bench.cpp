@@ -330,6 +330,14 @@ json bench_cost(scratch& s, const options& o) {
   double per_rss = n > 0 ? (last["rss_mib"].get<double>() - base["rss_mib"].get<double>()) / n : 0;
   double per_threads = n > 0 ? double(last["threads"].get<int>() - base["threads"].get<int>()) / n : 0;
   j["rss_mib_per_instance"] = per_rss;
+  if (rows.size() >= 3) { // between the last two counts: what one more instance costs
+    const auto& prev = rows[rows.size() - 2];
+    int dn = n - prev["running"].get<int>();
+    j["marginal_rss_mib_per_instance"] =
+      dn > 0 ? (last["rss_mib"].get<double>() - prev["rss_mib"].get<double>()) / dn : 0.0;
+    j["marginal_threads_per_instance"] =
+      dn > 0 ? double(last["threads"].get<int>() - prev["threads"].get<int>()) / dn : 0.0;
+  }
   j["threads_per_instance"] = per_threads;
   j["idle_cpu_percent_at_most"] = last["idle_cpu_percent"];
   j["goal_rss_met"] = n > 0 && per_rss <= 2.0;
@@ -349,6 +357,10 @@ void print_cost(const json& j) {
                 r["threads"].get<int>(), r["idle_cpu_percent"].get<double>());
   std::printf("\nper running instance: %.2f MiB, %.2f threads\n",
               j["rss_mib_per_instance"].get<double>(), j["threads_per_instance"].get<double>());
+  if (j.contains("marginal_rss_mib_per_instance"))
+    std::printf("between the last two counts: %.2f MiB, %.2f threads per instance\n",
+                j["marginal_rss_mib_per_instance"].get<double>(),
+                j["marginal_threads_per_instance"].get<double>());
   std::printf("goal <= 2 MiB per instance: %s\n", j["goal_rss_met"].get<bool>() ? "met" : "NOT met");
   std::printf("goal no thread per instance: %s\n",
               j["goal_threads_met"].get<bool>() ? "met" : "NOT met");

@@ -16,6 +16,8 @@
 #include "drivers/driver.hpp"
 
 #include <caf/all.hpp>
+
+#include <malloc.h>
 #include <fmt/format.h>
 
 #include <mutex>
@@ -55,6 +57,9 @@ void prepare_in_background(caf::local_actor* sup, uint64_t gen, std::string lima
         error = e.what();
       }
     }
+    // Preparing parses YAML, renders templates and builds the cidata ISO in memory: hand the
+    // freed heap back rather than keep it for a supervisor that may idle for days.
+    ::malloc_trim(0);
     caf::anon_send(hdl, atom::prepared_v, gen, std::move(run), std::move(error));
   }).detach();
 }
