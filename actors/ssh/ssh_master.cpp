@@ -117,6 +117,14 @@ void start_attempt(self_pointer self) {
   o.user = st.target.user;
   o.identity_file = st.target.identity_file;
   o.connect_timeout = to_ms(st.cfg.connect_timeout);
+  // 1.5 s for the banner: an attempt whose SYN the booting guest dropped is abandoned quickly
+  // (QEMU's user network retransmits it only after 3 s, then 6 s). Every fourth attempt waits
+  // longer, doubling each time, so a loaded host whose sshd answers slowly still gets through.
+  int m = st.banner_misses;
+  auto wait = std::chrono::milliseconds(1500);
+  if (m % 4 == 3)
+    wait = std::chrono::milliseconds(1500 << std::min((m + 1) / 4, 5));
+  o.banner_timeout = std::min(o.connect_timeout, wait);
   o.max_channels = std::max<std::size_t>(1, st.cfg.max_channels);
   o.keepalive_interval = to_ms(st.cfg.keepalive_interval);
   o.keepalive_count_max = std::max(1, st.cfg.keepalive_count_max);
@@ -184,6 +192,7 @@ void rejoin(self_pointer self, const std::string& why) {
   st.phase = phase::connecting;
   st.connect_deadline = self->clock().now() + st.cfg.connect_retry_window;
   st.backoff = first_backoff;
+  st.banner_misses = 0;
   start_attempt(self);
 }
 
@@ -191,6 +200,8 @@ void on_connect_failed(self_pointer self, ssh_io_event& ev) {
   auto& st = self->state;
   drop_session(self);
   auto now = self->clock().now();
+  if (ev.text.rfind("no SSH banner", 0) == 0)
+    ++st.banner_misses;
   if (ev.flag && now + st.backoff < st.connect_deadline) {
     note(self, "debug", "SSH connect attempt failed, retrying in " + duration_text(st.backoff),
          {{"error", ev.text}});
@@ -434,6 +445,7 @@ ssh_master_impl_actor::behavior_type ssh_master(ssh_master_pointer self,
       st.phase = phase::connecting;
       st.connect_deadline = self->clock().now() + st.cfg.connect_retry_window;
       st.backoff = first_backoff;
+      st.banner_misses = 0;
       st.connect_promise = self->make_response_promise<atom::ok>();
       start_attempt(self);
       return st.connect_promise;

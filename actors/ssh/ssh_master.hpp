@@ -139,6 +139,8 @@ struct ssh_master_state {
   uint64_t attempt = 0;
   caf::actor_clock::time_point connect_deadline;
   caf::timespan backoff{0};
+  /// Attempts of this connect that saw no SSH banner in time (they pace the banner wait).
+  int banner_misses = 0;
   caf::typed_response_promise<atom::ok> connect_promise;
   /// Recorded, not verified (Lima: StrictHostKeyChecking=no to 127.0.0.1).
   ssh_host_key host_key;

@@ -64,7 +64,8 @@ struct ssh_session::impl : std::enable_shared_from_this<impl> {
   enum class phase { created, tcp, handshake, auth, control, up, closed };
 
   impl(asio::io_context& ctx, ssh_session_options o)
-    : opts(std::move(o)), resolver(ctx), sock(ctx), connect_timer(ctx), keepalive_timer(ctx) {
+    : opts(std::move(o)), resolver(ctx), sock(ctx), connect_timer(ctx), banner_timer(ctx),
+      keepalive_timer(ctx) {
     // nop
   }
 
@@ -76,6 +77,7 @@ struct ssh_session::impl : std::enable_shared_from_this<impl> {
   tcp::resolver resolver;
   tcp::socket sock;
   asio::steady_timer connect_timer;
+  asio::steady_timer banner_timer;
   asio::steady_timer keepalive_timer;
   LIBSSH2_SESSION* s = nullptr;
   phase ph = phase::created;
@@ -166,7 +168,7 @@ struct ssh_session::impl : std::enable_shared_from_this<impl> {
             self->fail_connect({"connect " + self->where() + ": " + ec2.message(), true});
             return;
           }
-          self->start_handshake();
+          self->await_banner();
         });
       });
   }
@@ -182,6 +184,33 @@ struct ssh_session::impl : std::enable_shared_from_this<impl> {
       case phase::closed: return "closed";
     }
     return "?";
+  }
+
+  /// The server speaks first: the handshake starts once its banner (or EOF) is readable, or
+  /// the attempt fails (transient) after banner_timeout.
+  void await_banner() {
+    ph = phase::handshake;
+    if (opts.banner_timeout.count() > 0) {
+      banner_timer.expires_after(opts.banner_timeout);
+      banner_timer.async_wait([self = shared_from_this()](error_code ec) {
+        if (ec || self->ph != phase::handshake || self->s != nullptr)
+          return;
+        self->fail_connect({"no SSH banner from " + self->where() + " within " +
+                              seconds_text(self->opts.banner_timeout),
+                            true});
+      });
+    }
+    sock.async_wait(tcp::socket::wait_read, [self = shared_from_this()](error_code ec) {
+      if (self->ph != phase::handshake || self->s != nullptr)
+        return;
+      self->banner_timer.cancel();
+      if (ec) {
+        self->fail_connect({"waiting for the SSH banner from " + self->where() + ": " + ec.message(),
+                            true});
+        return;
+      }
+      self->start_handshake();
+    });
   }
 
   void start_handshake() {
@@ -710,6 +739,7 @@ struct ssh_session::impl : std::enable_shared_from_this<impl> {
     ph = phase::closed;
     error_code ignored;
     connect_timer.cancel();
+    banner_timer.cancel();
     keepalive_timer.cancel();
     resolver.cancel();
     if (s != nullptr) {

@@ -53,6 +53,10 @@ struct ssh_session_options {
   std::string identity_file;
   /// TCP connect + SSH handshake + authentication (+ opening the control channel).
   std::chrono::milliseconds connect_timeout{10000};
+  /// How long to wait for the server's first bytes (its banner) once TCP is up; 0: no limit of
+  /// its own. QEMU's user network accepts at once and then dials the guest, whose booting TCP
+  /// stack may drop that SYN: the retransmit comes seconds later, and a fresh attempt is quicker.
+  std::chrono::milliseconds banner_timeout{0};
   /// Exec channels open at once; more are queued.
   std::size_t max_channels = 8;
   /// Liveness check period (0 disables keepalives).
