@@ -384,6 +384,12 @@ void print_table(const std::vector<path_result>& rs, const options& o, const nlo
                                              : std::string("n/a")) + ")");
   bar("bar_connect_p99_pass",
       "calima connect p99 <= 2000 µs (" + cell(j.value("calima_connect_p99_us", 0.0), 0) + " µs)");
+  std::printf("\ngoals (issue 11):\n");
+  bar("goal_1x_vs_direct_met", "one stream, up and down, >= 80% of direct");
+  bar("goal_4x_vs_direct_met", "four streams, up and down, >= 50% of direct");
+  bar("goal_vs_openssh_met", "every column >= 3x OpenSSH");
+  bar("goal_connect_p99_met", "connect p99 <= 500 µs");
+  bar("goal_cpu_met", "calima CPU <= 0.5 s per GB (" + cell(j.value("calima_cpu_s_per_gb", 0.0), 2) + ")");
 }
 
 nlohmann::json to_json(const std::vector<path_result>& rs, const options& o) {
@@ -420,6 +426,25 @@ nlohmann::json to_json(const std::vector<path_result>& rs, const options& o) {
     j["bar_vs_openssh_pass"] = nullptr;
   }
   j["bar_connect_p99_pass"] = rs[1].conn.failures == 0 && rs[1].conn.p99 > 0 && rs[1].conn.p99 <= 2000;
+  // The goals of issue 11, per column: 1x up and down ≥ 80% of direct, 4x ≥ 50% of direct,
+  // every column ≥ 3x OpenSSH, connect p99 ≤ 500 µs, CPU ≤ 0.5 s per GB.
+  const auto& d = rs[0];
+  const auto& c = rs[1];
+  auto ratio = [](double a, double b) { return b > 0 ? a / b : 0.0; };
+  j["calima_vs_direct_down"] = ratio(c.down.gbps, d.down.gbps);
+  j["calima_vs_direct_4x"] = ratio(c.up4.gbps, d.up4.gbps);
+  j["calima_vs_direct_4x_down"] = ratio(c.down4.gbps, d.down4.gbps);
+  j["goal_1x_vs_direct_met"] = std::min(ratio(c.up.gbps, d.up.gbps), ratio(c.down.gbps, d.down.gbps)) >= 0.8;
+  j["goal_4x_vs_direct_met"] = std::min(ratio(c.up4.gbps, d.up4.gbps), ratio(c.down4.gbps, d.down4.gbps)) >= 0.5;
+  if (!ssh_skipped) {
+    const auto& o = rs[2];
+    j["goal_vs_openssh_met"] = std::min({ratio(c.up.gbps, o.up.gbps), ratio(c.down.gbps, o.down.gbps),
+                                        ratio(c.up4.gbps, o.up4.gbps), ratio(c.down4.gbps, o.down4.gbps)}) >= 3.0;
+  } else {
+    j["goal_vs_openssh_met"] = nullptr;
+  }
+  j["goal_connect_p99_met"] = c.conn.failures == 0 && c.conn.p99 > 0 && c.conn.p99 <= 500;
+  j["goal_cpu_met"] = c.cpu_s_per_gb >= 0 && c.cpu_s_per_gb <= 0.5;
   return j;
 }
 

@@ -14,11 +14,16 @@
 #include "config/yq/yq.hpp"
 
 #include <CLI/CLI.hpp>
+#include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <cstdio>
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
+#include <future>
+#include <optional>
 #include <set>
+#include <thread>
 
 namespace calima::cli {
 
@@ -58,29 +63,79 @@ void check_conflicts(const list_options& o, bool format_given) {
     throw cli_error("option --list-fields conflicts with option --filter");
 }
 
+/// One name's inspection: the instance, or why there is none.
+struct inspected {
+  std::optional<store::instance> inst;
+  std::optional<std::string> not_found; ///< lima.yaml is missing (store::not_found's text)
+  std::optional<std::string> error;     ///< any other failure
+};
+
+inspected inspect_one(const std::string& name) {
+  inspected r;
+  try {
+    r.inst = store::inspect(name);
+  } catch (const store::not_found& e) {
+    r.not_found = e.what();
+  } catch (const std::exception& e) {
+    r.error = e.what();
+  }
+  return r;
+}
+
+/// Runs f(0) … f(n-1); with many items, on up to 4 threads (per instance, list's work is
+/// parsing and filling lima.yaml and encoding it: CPU bound, about 0.17 ms and 0.09 ms).
+template <class F>
+void parallel_for(size_t n, F f) {
+  size_t workers = n >= 24 ? std::min<size_t>(4, std::thread::hardware_concurrency()) : 1;
+  std::atomic<size_t> next{0};
+  auto work = [&] {
+    for (size_t i; (i = next++) < n;)
+      f(i);
+  };
+  std::vector<std::thread> helpers;
+  for (size_t k = 1; k < workers; ++k)
+    helpers.emplace_back(work);
+  work();
+  for (auto& t : helpers)
+    t.join();
+}
+
+/// Inspects `names`, in their order.
+std::vector<inspected> inspect_many(const std::vector<std::string>& names) {
+  std::vector<inspected> out(names.size());
+  parallel_for(names.size(), [&](size_t i) { out[i] = inspect_one(names[i]); });
+  return out;
+}
+
 /// Inspects the selected names; returns the instances and whether any name was unmatched.
 std::vector<store::instance> inspect_all(const std::vector<std::string>& names, bool names_given,
                                          bool& unmatched) {
+  // Running instances belong to the supervisor: its view replaces the pid-file guess (one round
+  // trip, overlapped with the inspection; a supervisor is started only when a VM outlived the
+  // previous one).
+  auto live_future = std::async(std::launch::async,
+                                [&names] { return supervisor_statuses(names, true); });
   std::vector<store::instance> out;
-  for (auto& n : names) {
-    try {
-      out.push_back(store::inspect(n));
-    } catch (const store::not_found& e) {
+  auto results = inspect_many(names);
+  for (size_t i = 0; i < names.size(); ++i) {
+    const auto& n = names[i];
+    auto& r = results[i];
+    if (r.inst) {
+      out.push_back(std::move(*r.inst));
+    } else if (r.not_found) {
       if (fs::is_dir(store::instance_dir(n))) {
-        out.push_back(store::broken_without_yaml(n, e.what()));
+        out.push_back(store::broken_without_yaml(n, *r.not_found));
       } else {
         log::warn(fmt::format("Skipping instance {}: {} (being cloned or deleted?)", go_backquote(n),
-                              e.what()));
+                              *r.not_found));
         if (names_given)
           unmatched = true;
       }
-    } catch (const std::exception& e) {
-      throw cli_error(fmt::format("unable to load instance {}: {}", n, e.what()));
+    } else {
+      throw cli_error(fmt::format("unable to load instance {}: {}", n, r.error.value_or("")));
     }
   }
-  // Running instances belong to the supervisor: its view replaces the pid-file guess (one round
-  // trip; a supervisor is started only when a VM outlived the previous one).
-  if (auto live = supervisor_statuses(names, true))
+  if (auto live = live_future.get())
     for (auto& i : out)
       if (auto it = live->find(i.name); it != live->end())
         apply_supervised(i, it->second);
@@ -161,6 +216,20 @@ void run_list(const list_options& opts_in, bool format_given, const std::vector<
     // The record (the whole configuration as JSON) is only needed by filters and the formats
     // that print it: the table reads the instances directly (a third of list's time otherwise).
     bool need_records = !o.filter.empty() || !o.yq.empty() || o.format != "table";
+    if (o.format == "json" && o.filter.empty() && o.yq.empty() && !o.quiet) {
+      // The common scripted case: one JSON line per instance, encoded in parallel.
+      std::vector<std::string> lines(insts.size());
+      parallel_for(insts.size(), [&](size_t k) {
+        lines[k] = json_line(delete_empty_objects(store::to_record(insts[k])));
+      });
+      std::string out;
+      for (auto& l : lines)
+        out += l;
+      std::fwrite(out.data(), 1, out.size(), stdout);
+      if (unmatched)
+        throw cli_error("unmatched instances");
+      return;
+    }
     for (auto& i : insts) {
       if (!need_records) {
         kept.push_back(std::move(i));

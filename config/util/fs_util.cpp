@@ -183,8 +183,12 @@ std::string absolute(std::string_view path) {
 std::string home_dir() {
   if (const char* h = std::getenv("HOME"); h && *h)
     return h;
-  if (auto* pw = ::getpwuid(::getuid()); pw && pw->pw_dir)
-    return pw->pw_dir;
+  // getpwuid_r: limactl list inspects instances on several threads
+  passwd pw{};
+  passwd* found = nullptr;
+  char buf[4096];
+  if (::getpwuid_r(::getuid(), &pw, buf, sizeof buf, &found) == 0 && found && found->pw_dir)
+    return found->pw_dir;
   return "/";
 }
 
