@@ -111,7 +111,7 @@ void tunnel_engine::impl::attach(int fd) {
   link_writable = true;
   synced = false;
   handshake = false;
-  in_len = 0;
+  in_head = in_len = 0;
   out_head = out_end = 0;
   epoll_event ev{};
   ev.events = EPOLLIN | EPOLLOUT | EPOLLET;
@@ -131,7 +131,7 @@ void tunnel_engine::impl::link_down(const std::string& reason) {
   handshake = false;
   s_up = false;
   synced = false;
-  in_len = 0;
+  in_head = in_len = 0;
   out_head = out_end = 0;
   reset_all_streams();
   if (cbs.on_link_down)
@@ -152,6 +152,13 @@ void tunnel_engine::impl::protocol_error(const std::string& what) {
 void tunnel_engine::impl::read_link() {
   int budget = 16;
   while (link >= 0 && link_readable && budget-- > 0) {
+    // Parsed bytes are dropped only when the tail could not hold a whole frame: one memmove per
+    // few MiB instead of one of the partial frame after every read.
+    if (in_head > 0 && in.size() - in_len < header_size + max_payload) {
+      std::memmove(in.data(), in.data() + in_head, in_len - in_head);
+      in_len -= in_head;
+      in_head = 0;
+    }
     if (in_len == in.size()) // cannot happen with frames ≤ max_payload, but never spin
       return protocol_error("frame larger than the receive buffer");
     ssize_t n = ::read(link, in.data() + in_len, in.size() - in_len);
@@ -172,7 +179,7 @@ void tunnel_engine::impl::read_link() {
 }
 
 void tunnel_engine::impl::process_input() {
-  size_t pos = 0;
+  size_t pos = in_head;
   while (link >= 0) {
     if (!synced) {
       auto* b = in.data() + pos;
@@ -216,10 +223,9 @@ void tunnel_engine::impl::process_input() {
   }
   if (link < 0)
     return;
-  if (pos > 0) {
-    std::memmove(in.data(), in.data() + pos, in_len - pos);
-    in_len -= pos;
-  }
+  in_head = pos;
+  if (in_head == in_len)
+    in_head = in_len = 0;
 }
 
 void tunnel_engine::impl::handle_frame(const frame_header& h, const char* p) {
@@ -319,7 +325,7 @@ void tunnel_engine::impl::release_idle_buffers(int64_t now) {
     buffers_used = false;
     buffers_dirty = true;
     buffers_last_use = now;
-  } else if (buffers_dirty && in_len == 0 && out_pending() == 0 &&
+  } else if (buffers_dirty && in_len == in_head && out_pending() == 0 &&
              now - buffers_last_use >= buffer_release_ms) {
     in.release();
     out.release();

@@ -183,7 +183,8 @@ struct tunnel_engine::impl {
   bool synced = false;    // found the peer's magic
   bool handshake = false; // peer's HELLO seen
   page_buffer in;
-  size_t in_len = 0;
+  size_t in_head = 0; // start of the bytes not parsed yet (compacted lazily: read_link)
+  size_t in_len = 0;  // end of the bytes read
   page_buffer out;
   size_t out_head = 0;
   size_t out_end = 0;
