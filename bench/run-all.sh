@@ -4,7 +4,7 @@
 #
 #   bench/run-all.sh [OUT]          BUILD=build (the build directory)
 #
-# Takes about 15 minutes on the 2-core machine. Run it on an idle machine: stop other VMs and
+# Takes about 8 minutes on the 2-core machine. Run it on an idle machine: stop other VMs and
 # stray calima supervisors first (each idle supervisor costs `limactl list` a few ms).
 set -euo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
