@@ -13,6 +13,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdlib>
 #include <cstring>
@@ -256,7 +257,8 @@ void cleanup_registry::install() {
 
 void cleanup_registry::add_pid(pid_t p) {
   std::lock_guard<std::mutex> g(g_reg_mtx);
-  g_pids.push_back(p);
+  if (std::find(g_pids.begin(), g_pids.end(), p) == g_pids.end()) // callers re-register
+    g_pids.push_back(p);
 }
 
 void cleanup_registry::add_dir(const std::string& d) {

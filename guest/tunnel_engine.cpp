@@ -405,7 +405,7 @@ void tunnel_engine::impl::loop() {
 namespace {
 
 /// The shared engine thread of start_shared(): an epoll set of the engines' own epoll fds. An
-/// engine whose set has events (or whose work is pending, or whose tick is due) gets a step().
+/// engine whose set has events, whose work is pending or whose tick is due gets a step().
 /// Engines are added and removed under `mu`, which a step also holds, so a destructor never
 /// races a step of its engine. Created on first use and never destroyed (the thread is
 /// detached; processes end with the engines' owners).
@@ -464,18 +464,27 @@ private:
         }
       }
       int n = epoll_wait(ep_, evs, 64, timeout);
-      for (int i = 0; i < n; ++i)
+      std::vector<tunnel_engine::impl*> signalled;
+      for (int i = 0; i < n; ++i) {
         if (evs[i].data.ptr == nullptr) {
           uint64_t v;
           while (::read(wake_, &v, sizeof v) > 0) {
           }
+        } else {
+          signalled.push_back(static_cast<tunnel_engine::impl*>(evs[i].data.ptr));
         }
+      }
       std::lock_guard<std::recursive_mutex> g(mu_);
       auto snapshot = members_;
-      for (auto* e : snapshot)
-        // (a callback of an earlier step may have removed it)
-        if (std::find(members_.begin(), members_.end(), e) != members_.end() && !e->stopping)
+      for (auto* e : snapshot) {
+        // Only engines with events, pending work or a due tick: the others would make an empty
+        // epoll_wait. (A callback of an earlier step may have removed one: looked up again.)
+        bool due = std::find(signalled.begin(), signalled.end(), e) != signalled.end() ||
+                   e->poll_timeout() == 0;
+        if (due && std::find(members_.begin(), members_.end(), e) != members_.end() &&
+            !e->stopping)
           e->step(0);
+      }
     }
   }
 
