@@ -62,7 +62,9 @@ void tunnel_engine::impl::send_hello() {
 }
 
 bool tunnel_engine::impl::flush_link() {
-  while (link >= 0 && out_pending() > 0 && link_writable) {
+  if (splice_busy())
+    flush_splice();
+  while (link >= 0 && !splice_busy() && out_pending() > 0 && link_writable) {
     ssize_t n = link_is_socket
                   ? ::send(link, out.data() + out_head, out_pending(), MSG_NOSIGNAL)
                   : ::write(link, out.data() + out_head, out_pending());
@@ -79,7 +81,9 @@ bool tunnel_engine::impl::flush_link() {
   }
   if (out_head == out_end)
     out_head = out_end = 0;
-  if (out_pending() < out_high / 2 && !link_blocked.empty()) {
+  // Streams wait for half the queue to drain, or, when they splice, for all of it.
+  if (!splice_busy() && out_pending() < (splice_usable() ? 1 : out_high / 2) &&
+      !link_blocked.empty()) {
     for (auto id : link_blocked)
       mark_ready(id);
     link_blocked.clear();
@@ -102,7 +106,7 @@ void tunnel_engine::impl::attach(int fd) {
   struct stat st {};
   link_is_socket = fstat(fd, &st) == 0 && S_ISSOCK(st.st_mode);
   if (link_is_socket) {
-    int sz = 4 * 1024 * 1024;
+    int sz = opts.link_buffer;
     setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &sz, sizeof sz);
     setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &sz, sizeof sz);
   }
@@ -113,6 +117,7 @@ void tunnel_engine::impl::attach(int fd) {
   handshake = false;
   in_head = in_len = 0;
   out_head = out_end = 0;
+  drop_splice();
   epoll_event ev{};
   ev.events = EPOLLIN | EPOLLOUT | EPOLLET;
   ev.data.u64 = tag(tag_link, 0);
@@ -133,6 +138,7 @@ void tunnel_engine::impl::link_down(const std::string& reason) {
   synced = false;
   in_head = in_len = 0;
   out_head = out_end = 0;
+  drop_splice(); // a partly written frame is lost with the link
   reset_all_streams();
   if (cbs.on_link_down)
     cbs.on_link_down(reason);
@@ -325,17 +331,18 @@ void tunnel_engine::impl::release_idle_buffers(int64_t now) {
     buffers_used = false;
     buffers_dirty = true;
     buffers_last_use = now;
-  } else if (buffers_dirty && in_len == in_head && out_pending() == 0 &&
+  } else if (buffers_dirty && in_len == in_head && !link_output() &&
              now - buffers_last_use >= buffer_release_ms) {
     in.release();
     out.release();
+    release_pipes();
     buffers_dirty = false;
   }
 }
 
 int tunnel_engine::impl::poll_timeout() const {
   bool busy = !ready.empty() || (link >= 0 && link_readable) ||
-              (link >= 0 && link_writable && out_pending() > 0);
+              (link >= 0 && link_writable && link_output());
   return busy ? 0 : static_cast<int>(std::max<int64_t>(0, next_tick - now_ms()));
 }
 
@@ -566,6 +573,7 @@ engine_stats tunnel_engine::stats() const {
   s.streams_total = impl_->s_total;
   s.bytes_to_link = impl_->s_to;
   s.bytes_from_link = impl_->s_from;
+  s.bytes_spliced = impl_->s_spliced;
   s.listeners = impl_->s_listeners;
   s.link_up = impl_->s_up;
   return s;

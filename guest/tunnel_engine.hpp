@@ -35,6 +35,7 @@ struct engine_stats {
   uint64_t streams_total = 0;    ///< streams ever opened
   uint64_t bytes_to_link = 0;    ///< payload bytes sent over the link
   uint64_t bytes_from_link = 0;  ///< payload bytes received from the link
+  uint64_t bytes_spliced = 0;    ///< of bytes_to_link, those moved by splice(2) (no copy)
   uint64_t listeners = 0;        ///< host listeners registered now
   bool link_up = false;          ///< handshake done on the current link
 };
@@ -61,6 +62,10 @@ struct engine_options {
   int hello_interval_ms = 1000;       ///< host: HELLO is repeated until the guest answers
   int udp_idle_ms = 60000;            ///< a UDP stream without traffic for this long is closed
   int tick_interval_ms = 100;         ///< housekeeping (HELLO repeats, scans, idle UDP, buffers)
+  /// DATA payloads of TCP streams move from the stream's socket to a socket link with splice(2)
+  /// through a pipe (page references, no copy in this process); off: recv into the link's buffer.
+  bool splice_data = true;
+  int link_buffer = 4 * 1024 * 1024;  ///< SO_SNDBUF and SO_RCVBUF of a socket link
 };
 
 class tunnel_engine {

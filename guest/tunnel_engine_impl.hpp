@@ -19,6 +19,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
 #include <ctime>
 #include <deque>
@@ -189,6 +190,17 @@ struct tunnel_engine::impl {
   size_t out_head = 0;
   size_t out_end = 0;
   int64_t next_hello = 0;
+
+  // A DATA frame whose payload is spliced (engine_options::splice_data): its header, then the
+  // payload waiting in `splice_pipe`, go to the link before anything queued in `out`.
+  int splice_pipe[2] = {-1, -1};
+  bool splice_ok = true;      // cleared when splice(2) refuses this kernel's sockets
+  char splice_header[header_size]{};
+  size_t splice_header_off = header_size; // header bytes written
+  size_t splice_left = 0;     // payload bytes in the pipe, not yet written to the link
+  size_t splice_capacity = 0; // the pipe's size
+  bool splice_usable() const { return opts.splice_data && splice_ok && link_is_socket; }
+  bool splice_busy() const { return splice_header_off < header_size || splice_left > 0; }
   bool buffers_used = false;  // read or queued since the last tick
   bool buffers_dirty = false; // pages may be resident
   int64_t buffers_last_use = 0;
@@ -205,10 +217,14 @@ struct tunnel_engine::impl {
   int64_t next_tick = 0;
 
   // stats
-  std::atomic<uint64_t> s_open{0}, s_total{0}, s_to{0}, s_from{0}, s_listeners{0};
+  std::atomic<uint64_t> s_open{0}, s_total{0}, s_to{0}, s_from{0}, s_listeners{0}, s_spliced{0};
   std::atomic<bool> s_up{false};
 
   impl(engine_options o, engine_callbacks c) : opts(std::move(o)), cbs(std::move(c)) {
+    // An escape hatch and the bench's baseline: CALIMA_TUNNEL_SPLICE=0 copies DATA through
+    // user space as before.
+    if (const char* v = std::getenv("CALIMA_TUNNEL_SPLICE"); v != nullptr && std::strcmp(v, "0") == 0)
+      opts.splice_data = false;
     ep = epoll_create1(EPOLL_CLOEXEC);
     wake = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     epoll_event ev{};
@@ -221,6 +237,7 @@ struct tunnel_engine::impl {
 
   ~impl() {
     close_link_fd();
+    drop_splice();
     for (auto& [id, s] : streams)
       if (s.fd >= 0)
         ::close(s.fd);
@@ -237,6 +254,19 @@ struct tunnel_engine::impl {
   // -- output ----------------------------------------------------------------------------------
 
   size_t out_pending() const { return out_end - out_head; }
+  /// Anything waiting for the link: queued frames or the rest of a spliced one.
+  bool link_output() const { return out_pending() > 0 || splice_busy(); }
+
+  /// Reads one DATA frame of `s` by splice into the pipe when the link is free for it.
+  /// 1: a frame was queued; 0: the stream has nothing to read now; -1: splice cannot be used
+  /// here (use recv); -2: end of stream; -3: error (errno set).
+  int splice_from(stream& s, size_t want);
+  /// Writes the spliced frame to the link; false when the link would block or broke.
+  bool flush_splice();
+  /// Forgets a partly sent spliced frame and closes the pipe (the link is gone).
+  void drop_splice();
+  /// Closes the pipe of an idle engine (reopened on use).
+  void release_pipes();
 
   char* reserve_out(size_t n);
   void send_frame(frame_type t, uint32_t sid, const char* p, size_t n, uint8_t flags = 0);
@@ -298,7 +328,7 @@ struct tunnel_engine::impl {
   /// One turn of the loop: waits up to `timeout` ms for events, handles them, ticks when due.
   void step(int timeout);
   void tick(int64_t now);
-  /// Gives the link buffers' pages back once they were unused for buffer_release_ms.
+  /// Gives the link buffers' pages (and the splice pipe) back once unused for buffer_release_ms.
   void release_idle_buffers(int64_t now);
   void loop();
 };

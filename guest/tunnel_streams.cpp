@@ -159,6 +159,36 @@ void tunnel_engine::impl::read_stream(stream& s) {
       return;
     }
     size_t want = s.udp ? udp_max : std::min<size_t>(max_payload, static_cast<size_t>(s.credit));
+    if (!s.udp && splice_usable()) {
+      // Spliced frames are written one at a time, after what is queued: wait for the link
+      // rather than copy into the queue meanwhile.
+      if (link_output() && !flush_link())
+        return;
+      if (link_output()) {
+        link_blocked.push_back(s.id);
+        return;
+      }
+      int z = splice_from(s, want);
+      if (z == 1) {
+        s.last_active = now_ms();
+        if (!flush_link())
+          return;
+        continue;
+      }
+      if (z == 0) {
+        s.readable = false;
+        continue;
+      }
+      if (z == -2) {
+        send_frame(frame_type::fin, s.id, nullptr, 0);
+        s.eof_sent = true;
+        maybe_done(s);
+        return;
+      }
+      if (z == -3)
+        return reset_stream(s, true, std::strerror(errno));
+      // -1: splice(2) refused this socket: recv below, from now on
+    }
     char* dst = reserve_out(header_size + want);
     ssize_t r = ::recv(s.fd, dst + header_size, want, 0);
     if (r > 0) {

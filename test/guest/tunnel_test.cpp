@@ -23,6 +23,20 @@ using namespace std::chrono_literals;
 
 namespace {
 
+/// Engine options of both sides, and a link with 16 KiB socket buffers through a relay that
+/// moves 7 KiB at a time (so the engines' writes to the link block part way through frames).
+struct link_knobs {
+  bool splice = true;
+  bool slow_link = false;
+};
+
+link_knobs knobs(bool splice, bool slow_link) {
+  link_knobs k;
+  k.splice = splice;
+  k.slow_link = slow_link;
+  return k;
+}
+
 /// A host and a guest engine over a socketpair; the guest reports `ports` (settable).
 struct pair_fixture {
   std::mutex mtx;
@@ -38,8 +52,12 @@ struct pair_fixture {
   /// first full list cannot race the test).
   /// `shared_host`: the host engine runs on the process's shared engine thread (start_shared),
   /// as in the supervisor, with the supervisor's 1 s tick.
-  explicit pair_fixture(std::vector<guest::listener> initial = {}, bool shared_host = false)
-    : ports(std::move(initial)) {
+  link_knobs k;
+  std::vector<std::thread> relays;
+
+  explicit pair_fixture(std::vector<guest::listener> initial = {}, bool shared_host = false,
+                        link_knobs kn = {})
+    : ports(std::move(initial)), k(kn) {
     engine_callbacks hc;
     hc.on_ports = [this](const port_report& r) {
       std::lock_guard<std::mutex> g(mtx);
@@ -57,6 +75,9 @@ struct pair_fixture {
       cv.notify_all();
     };
     engine_options ho;
+    ho.splice_data = k.splice;
+    if (k.slow_link)
+      ho.link_buffer = 16 * 1024;
     if (shared_host)
       ho.tick_interval_ms = 1000;
     host = std::make_unique<tunnel_engine>(ho, hc);
@@ -68,6 +89,9 @@ struct pair_fixture {
     engine_options go;
     go.r = role::guest;
     go.scan_interval_ms = 50;
+    go.splice_data = k.splice;
+    if (k.slow_link)
+      go.link_buffer = 16 * 1024;
     guest_engine = std::make_unique<tunnel_engine>(go, gc);
     if (shared_host)
       host->start_shared();
@@ -77,11 +101,51 @@ struct pair_fixture {
     connect_link();
   }
 
+  ~pair_fixture() {
+    host.reset(); // closes the links: the relays see EOF
+    guest_engine.reset();
+    for (auto& t : relays)
+      t.join();
+  }
+
   void connect_link() {
     int sv[2];
     EXPECT_EQ(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
-    guest_engine->attach_link(sv[1]);
+    if (k.slow_link) {
+      int gv[2];
+      EXPECT_EQ(socketpair(AF_UNIX, SOCK_STREAM, 0, gv), 0);
+      relays.emplace_back(relay, sv[1], gv[0]);
+      relays.emplace_back(relay, gv[0], sv[1]);
+      guest_engine->attach_link(gv[1]);
+    } else {
+      guest_engine->attach_link(sv[1]);
+    }
     host->attach_link(sv[0]);
+  }
+
+  /// Copies `from` to `to` in 7 KiB pieces until either end closes; then shuts both down.
+  static void relay(int from, int to) {
+    char buf[7 * 1024];
+    for (;;) {
+      ssize_t n = ::read(from, buf, sizeof buf);
+      if (n <= 0)
+        break;
+      if (!write_all(to, buf, static_cast<size_t>(n)))
+        break;
+    }
+    ::shutdown(from, SHUT_RDWR);
+    ::shutdown(to, SHUT_RDWR);
+  }
+
+  static bool write_all(int fd, const char* p, size_t n) {
+    while (n > 0) {
+      ssize_t w = ::send(fd, p, n, MSG_NOSIGNAL);
+      if (w <= 0)
+        return false;
+      p += w;
+      n -= static_cast<size_t>(w);
+    }
+    return true;
   }
 
   template <class Pred>
@@ -188,6 +252,53 @@ TEST(tunnel_engine, many_concurrent_streams) {
   for (auto& t : ts)
     t.join();
   EXPECT_EQ(ok, 16);
+}
+
+/// 16 streams of 300 KB each way through `f`; true when every echo came back intact.
+bool sixteen_echoes(pair_fixture& f) {
+  echo_server echo;
+  int lfd = listen_tcp("127.0.0.1", 0);
+  int port = local_port(lfd);
+  f.host->add_stream_listener(lfd, "127.0.0.1:" + std::to_string(echo.port()));
+  std::atomic<int> ok{0};
+  std::vector<std::thread> ts;
+  for (int i = 0; i < 16; ++i)
+    ts.emplace_back([&, i] {
+      auto p = pattern(300000 + i * 1000, static_cast<char>(i));
+      if (echo_through(port, p) == p)
+        ++ok;
+    });
+  for (auto& t : ts)
+    t.join();
+  return ok == 16;
+}
+
+TEST(tunnel_engine, data_is_spliced_into_a_socket_link_and_copied_when_splice_is_off) {
+  pair_fixture on;
+  ASSERT_TRUE(on.wait_up());
+  EXPECT_TRUE(sixteen_echoes(on));
+  // both engines send by splice: the host the clients' bytes, the guest the echoes
+  EXPECT_GT(on.host->stats().bytes_spliced, 0u);
+  EXPECT_GT(on.guest_engine->stats().bytes_spliced, 0u);
+  EXPECT_LE(on.host->stats().bytes_spliced, on.host->stats().bytes_to_link);
+
+  pair_fixture off({}, false, knobs(false, false));
+  ASSERT_TRUE(off.wait_up());
+  EXPECT_TRUE(sixteen_echoes(off));
+  EXPECT_EQ(off.host->stats().bytes_spliced, 0u);
+  EXPECT_EQ(off.guest_engine->stats().bytes_spliced, 0u);
+  EXPECT_GT(off.host->stats().bytes_to_link, 16u * 300000u);
+}
+
+TEST(tunnel_engine, spliced_frames_stay_whole_and_in_order_on_a_link_that_blocks) {
+  // The relay drains the link 7 KiB at a time: spliced frames are written part by part, and
+  // WINDOW and FIN frames queue behind them.
+  pair_fixture f({}, false, knobs(true, true));
+  ASSERT_TRUE(f.wait_up());
+  EXPECT_TRUE(sixteen_echoes(f));
+  EXPECT_GT(f.host->stats().bytes_spliced, 0u);
+  EXPECT_TRUE(eventually([&] { return f.host->stats().streams_open == 0; }));
+  EXPECT_TRUE(eventually([&] { return f.guest_engine->stats().streams_open == 0; }));
 }
 
 TEST(tunnel_engine, refused_dial_closes_the_client) {
