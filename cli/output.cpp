@@ -7,6 +7,7 @@ namespace calima::cli {
 
 namespace {
 
+/// Removes empty objects below `v`, deepest first; true when something was removed.
 bool prune(nlohmann::ordered_json& v) {
   bool changed = false;
   if (v.is_object()) {
@@ -36,8 +37,7 @@ bool prune(nlohmann::ordered_json& v) {
 } // namespace
 
 nlohmann::ordered_json delete_empty_objects(nlohmann::ordered_json v) {
-  while (prune(v)) {
-  }
+  prune(v); // children first: an object emptied by its children is dropped by its parent
   return v;
 }
 

@@ -66,3 +66,11 @@ TEST(table_writer, pads_every_column_but_the_last) {
   tw.add_row({"", "x", "last"});
   EXPECT_EQ(tw.str(), "A    BBBBBB    C\n     x         last\n");
 }
+
+#include "cli/output.hpp"
+
+TEST(list_output, empty_objects_are_deleted_at_every_depth_in_one_pass) {
+  auto v = nlohmann::ordered_json::parse(
+    R"({"a":{"b":{"c":{}}},"d":[{},{"e":{}},1],"f":{"g":1,"h":{}},"i":[],"j":null})");
+  EXPECT_EQ(cli::delete_empty_objects(v).dump(), R"({"d":[1],"f":{"g":1},"i":[],"j":null})");
+}
