@@ -129,6 +129,22 @@ using socks_tunnel_actor = caf::typed_actor<
   /// From the io thread: a client finished its SOCKS handshake; carry it to `host:port`.
   caf::reacts_to<atom::forward, owned_fd, std::string, int32_t>>::extend_with<supervised_actor>;
 
+// -- cloud-init progress ----------------------------------------------------------------------
+
+/// Where a CLOUD-INIT WATCHER sends what it does: its instance supervisor.
+using cloud_init_parent_actor = caf::typed_actor<
+  /// Runs `command` in the guest over the current SSH master with the socket (taken over) as
+  /// its stdin and stdout (see ssh_master_actor); reset at once when there is no master.
+  caf::reacts_to<atom::forward, owned_fd, std::string>,
+  /// One report, emitted as a `cloudInitProgress` event.
+  caf::reacts_to<atom::progress, cloud_init_progress>>;
+
+/// A CLOUD-INIT WATCHER (`limactl start --progress`, runtime §4.8b): follows the guest's
+/// `/var/log/cloud-init-output.log` over the SSH master and reports each line to its parent;
+/// it ends after cloud-init's "finished" line or its time limit, with a last `completed`
+/// report, and terminates normally.
+using cloud_init_watcher_actor = supervised_actor;
+
 // -- port forwarding --------------------------------------------------------------------------
 
 /// The GUEST-AGENT LINK: connects the tunnel engine to the VM's virtio-serial socket
@@ -271,6 +287,10 @@ using instance_supervisor_actor = caf::typed_actor<
   caf::reacts_to<atom::mounts, std::vector<mount_info>>,
   /// A child's log line (the SSH master's readiness progress): written like the supervisor's own.
   caf::reacts_to<atom::log, log_line>,
+  /// `limactl start --progress`: follow cloud-init's output during the run being started
+  /// (ignored unless starting or booting); from the cloud-init watcher: a report to emit.
+  caf::reacts_to<atom::progress>,
+  caf::reacts_to<atom::progress, cloud_init_progress>,
   // -- internal --
   /// The run preparation of generation `uint64_t` finished: the run, or (null run) the error.
   caf::reacts_to<atom::prepared, uint64_t, instance_run_ptr, std::string>,
@@ -332,6 +352,7 @@ inline void register_message_types(caf::actor_system_config& cfg) {
   cfg.add_message_type<mount_state>("calima::mount_state");
   cfg.add_message_type<mount_info>("calima::mount_info");
   cfg.add_message_type<std::vector<mount_info>>("std::vector<calima::mount_info>");
+  cfg.add_message_type<cloud_init_progress>("calima::cloud_init_progress");
   cfg.add_error_category(error_category, [](uint8_t code, caf::atom_value,
                                             const caf::message& ctx) -> std::string {
     std::string out = "calima::";

@@ -68,5 +68,9 @@ CALIMA_ADD_ATOM(exited, "exited")
 // -- snapshots, tunnels -----------------------------------------------------------------------
 CALIMA_ADD_ATOM(qmp, "qmp")
 CALIMA_ADD_ATOM(socks, "socks")
+// -- cloud-init progress ----------------------------------------------------------------------
+CALIMA_ADD_ATOM(progress, "progress")
+CALIMA_ADD_ATOM(data, "data")
+CALIMA_ADD_ATOM(done, "done")
 
 } // namespace calima::atom

@@ -568,13 +568,14 @@ void from_json(const json& j, inspect_args& v) {
 }
 
 void to_json(json& j, const start_args& v) {
-  j = json{{"name", v.name}, {"timeout_ms", v.timeout_ms}};
+  j = json{{"name", v.name}, {"timeout_ms", v.timeout_ms}, {"progress", v.progress}};
 }
 
 void from_json(const json& j, start_args& v) {
   require_object(j, "start args");
   read(j, "name", v.name, true);
   read(j, "timeout_ms", v.timeout_ms);
+  read(j, "progress", v.progress);
 }
 
 void to_json(json& j, const stop_args& v) {

@@ -257,6 +257,9 @@ struct inspect_args {
 struct start_args {
   std::string name;
   int64_t timeout_ms = 0;
+  /// `limactl start --progress`: cloud-init progress events, and the answer only once cloud-init
+  /// finished (runtime §4.8b).
+  bool progress = false;
 };
 
 /// `stop` args.

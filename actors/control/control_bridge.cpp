@@ -60,12 +60,17 @@ struct relay_state {
   responder_ptr out;
   instance_info last;
   bool done = false;
+  /// `start --progress`: the answer waits for cloud-init's `completed` report as well.
+  bool progress = false;
+  bool running = false;
+  bool cloud_init_done = false;
   static inline const char* name = "start-relay";
 };
 
 relay_actor::behavior_type relay(relay_actor::stateful_pointer<relay_state> self, responder_ptr out,
-                                 std::string name, caf::timespan deadline) {
+                                 std::string name, caf::timespan deadline, bool progress) {
   self->state.out = std::move(out);
+  self->state.progress = progress;
   self->state.last.name = name;
   self->delayed_send(self, deadline, atom::timeout_v);
   auto finish = [self](bool ok, const char* code, std::string msg) {
@@ -86,6 +91,12 @@ relay_actor::behavior_type relay(relay_actor::stateful_pointer<relay_state> self
       auto& st = ev.status;
       if (st.ssh_local_port != 0)
         self->state.last.ssh_local_port = st.ssh_local_port;
+      if (st.cloud_init && st.cloud_init->completed) {
+        self->state.cloud_init_done = true;
+        if (self->state.running)
+          finish(true, nullptr, {});
+        return;
+      }
       if (st.broken) {
         self->state.last.state = instance_state::broken;
         self->state.last.errors = st.errors;
@@ -94,11 +105,13 @@ relay_actor::behavior_type relay(relay_actor::stateful_pointer<relay_state> self
       } else if (st.exiting) {
         self->state.last.errors = st.errors;
         finish(false, proto::error_code::failed, st.errors.empty() ? "exiting" : st.errors.front());
-      } else if (st.running) {
+      } else if (st.running && !st.port_forward && !st.guest_agent && !st.cloud_init) {
         self->state.last.state = instance_state::running;
         self->state.last.degraded = st.degraded;
         self->state.last.errors = st.errors;
-        finish(true, nullptr, {});
+        self->state.running = true;
+        if (!self->state.progress || self->state.cloud_init_done)
+          finish(true, nullptr, {});
       }
     },
     [self, name](atom::log, const std::string& instance, const log_line& line) {
@@ -109,9 +122,10 @@ relay_actor::behavior_type relay(relay_actor::stateful_pointer<relay_state> self
         entry[f.key] = f.value;
       self->state.out->event(proto::log_event_body(instance, std::move(entry)));
     },
-    [finish](atom::timeout) {
+    [self, finish](atom::timeout) {
       finish(false, proto::error_code::timeout,
-             "did not receive an event with the `running` status");
+             self->state.running ? "did not receive a `completed` cloud-init progress event"
+                                 : "did not receive an event with the `running` status");
     },
   };
 }
@@ -233,17 +247,18 @@ private:
   void start(const proto::request& req, responder_ptr out) {
     auto name = req.args.at("name").get<std::string>();
     auto ms = req.args.value("timeout_ms", int64_t{0});
+    bool progress = req.args.value("progress", false);
     caf::timespan deadline = ms > 0 ? caf::timespan{std::chrono::milliseconds(ms)}
                                     : caf::timespan{opts_.start_timeout};
     auto root = root_;
     auto timeout = opts_.request_timeout;
     auto& sys = sys_;
-    one_shot([root, out, name, timeout, deadline, &sys](caf::event_based_actor* self) {
+    one_shot([root, out, name, timeout, deadline, progress, &sys](caf::event_based_actor* self) {
       self->request(root, timeout, atom::get_v, name)
         .then(
-          [self, out, name, timeout, deadline, &sys](instance_supervisor_actor sup) {
+          [self, out, name, timeout, deadline, progress, &sys](instance_supervisor_actor sup) {
             // Subscribe before starting so the relay sees every event of this run.
-            auto r = sys.spawn(relay, out, name, deadline);
+            auto r = sys.spawn(relay, out, name, deadline, progress);
             self->send(sup, atom::subscribe_v, event_listener_actor{r});
             self->request(sup, timeout, atom::start_v)
               .then(
@@ -258,6 +273,10 @@ private:
                   caf::anon_send_exit(r, caf::exit_reason::user_shutdown);
                   out->fail(code_of(e), describe(e));
                 });
+            // After `start` (same sender, so in order): the instance is starting by then; a
+            // running one ignores it.
+            if (progress)
+              self->send(sup, atom::progress_v);
           },
           failer(out));
     });

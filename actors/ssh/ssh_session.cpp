@@ -538,6 +538,9 @@ struct ssh_session::impl : std::enable_shared_from_this<impl> {
     job->port = port;
     job->command = std::move(command);
     job->fd = std::make_unique<asio::posix::stream_descriptor>(sock.get_executor(), fd);
+    // The job reads and writes the socket itself: a blocking one would stall the io thread.
+    boost::system::error_code ignored;
+    job->fd->non_blocking(true, ignored);
     if (ph != phase::up) {
       abort_tunnel_job(*job);
       return;

@@ -7,6 +7,7 @@
 #include "actors/mounts/mount_manager.hpp"
 #include "actors/ports/port_forward_manager.hpp"
 #include "actors/ports/port_forward_rules.hpp"
+#include "actors/ssh/cloud_init_watcher.hpp"
 #include "actors/ssh/ssh_master.hpp"
 #include "actors/tunnel/socks_tunnel.hpp"
 #include "actors/ports/ssh_plane.hpp"
@@ -151,6 +152,9 @@ instance_factory make_instance_factory(caf::actor_system& sys, io_thread& io, st
     make.socks = [&sys, &io](caf::local_actor* sup, const child_context& c, owned_fd listener) {
       return spawn_socks_tunnel(sys, c.instance, std::move(listener),
                                 caf::actor_cast<instance_supervisor_actor>(sup), io.ctx());
+    };
+    make.cloud_init = [&sys, &io](caf::local_actor* sup, const child_context&) {
+      return spawn_cloud_init_watcher(sys, caf::actor_cast<instance_supervisor_actor>(sup), io.ctx());
     };
     return root->spawn(instance_supervisor, std::move(spec), std::move(make), std::move(parent));
   };

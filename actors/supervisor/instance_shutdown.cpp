@@ -100,6 +100,7 @@ void begin_shutdown(self_pointer self, bool quit, caf::error reason) {
   if (st.state != instance_state::broken)
     st.state = instance_state::stopping;
   close_tunnels(self);
+  close_cloud_init(self);
   ++st.health_generation; // ends the health-check loop
   if (st.preparing) { // its answer will be stale
     st.preparing = false;

@@ -561,7 +561,7 @@ void on_down(self_pointer self, caf::down_msg& dm) {
     st.listeners.erase(l);
     return;
   }
-  if (on_tunnel_down(self, dm))
+  if (on_tunnel_down(self, dm) || on_cloud_init_down(self, dm))
     return;
   auto c = child_at(st, dm.source);
   if (!c)
@@ -778,6 +778,8 @@ instance_supervisor(instance_supervisor_pointer self, instance_spec spec, child_
       if (self->state.ssh)
         self->send(self->state.ssh, atom::forward_v, std::move(fd), std::move(command));
     },
+    [=](atom::progress) { watch_cloud_init(self); },
+    [=](atom::progress, cloud_init_progress& p) { on_cloud_init_report(self, std::move(p)); },
     [=](atom::log, log_line& line) {
       if (!self->state.shutting_down)
         write_log(self, std::move(line.level), std::move(line.msg), std::move(line.fields));

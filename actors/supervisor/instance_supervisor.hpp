@@ -159,6 +159,10 @@ struct child_factories {
   std::function<socks_tunnel_actor(caf::local_actor* supervisor, const child_context&,
                                    owned_fd listener)>
     socks;
+  /// Optional: the cloud-init watcher of `start --progress`; without it no progress is
+  /// reported (the start is not held back).
+  std::function<cloud_init_watcher_actor(caf::local_actor* supervisor, const child_context&)>
+    cloud_init;
 };
 
 /// One open SOCKS tunnel (`limactl tunnel`): not a component of the ordered start; it lives
@@ -245,6 +249,8 @@ struct instance_supervisor_state {
   std::vector<mount_info> mount_infos;
   /// Open SOCKS tunnels.
   std::vector<tunnel_slot> tunnels;
+  /// The cloud-init watcher of this run (`start --progress`), while it follows.
+  cloud_init_watcher_actor cloud_init;
 
   // -- events --
   std::vector<event_listener_actor> listeners;

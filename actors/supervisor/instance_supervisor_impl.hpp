@@ -82,6 +82,22 @@ bool on_tunnel_down(self_pointer self, const caf::down_msg& dm);
 /// Ends every tunnel (the instance stops).
 void close_tunnels(self_pointer self);
 
+// -- cloud-init progress (instance_progress.cpp) -----------------------------------------------
+
+/// `limactl start --progress`: starts the cloud-init watcher of this run (once; only while the
+/// instance starts or boots).
+void watch_cloud_init(self_pointer self);
+
+/// The watcher's report: a `cloudInitProgress` sub-event.
+void on_cloud_init_report(self_pointer self, cloud_init_progress p);
+
+/// The watcher went down; a failure ends the progress with a `completed` report. False when
+/// `source` is not the watcher.
+bool on_cloud_init_down(self_pointer self, const caf::down_msg& dm);
+
+/// Ends the watcher (the instance stops).
+void close_cloud_init(self_pointer self);
+
 // -- the ordered shutdown (instance_shutdown.cpp) ----------------------------------------------
 
 /// Starts the ordered shutdown (idempotent); with `quit`, the supervisor terminates afterwards

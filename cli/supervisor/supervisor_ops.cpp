@@ -1,7 +1,6 @@
 #include "cli/supervisor/supervisor_ops.hpp"
 
 #include "cli/cli_common.hpp"
-#include "cli/supervisor/boot_progress.hpp"
 #include "config/download/download_cache.hpp"
 #include "config/util/fs_util.hpp"
 #include "cli/supervisor/supervisor_launch.hpp"
@@ -39,8 +38,8 @@ std::string shell_hint(const std::string& name) {
 /// Lima's event watcher (runtime §2.7) on the supervisor's stream.
 struct progress_printer {
   bool port_printed = false;
-  /// `start --progress`: told the SSH port.
-  boot_progress* boot = nullptr;
+  /// `start --progress`: print cloud-init's progress (Lima's limactl does for its events).
+  bool cloud_init = false;
 
   void operator()(const json& body) {
     auto type = body.value("type", "");
@@ -60,8 +59,14 @@ struct progress_printer {
     if (port != 0 && !port_printed) {
       port_printed = true;
       log::info(fmt::format("SSH Local Port: {}", port));
-      if (boot != nullptr)
-        boot->on_port(port);
+    }
+    if (cloud_init && st.contains("cloudInitProgress")) {
+      auto& c = st["cloudInitProgress"];
+      auto line = c.value("logLine", "");
+      if (c.value("active", false) && line.empty())
+        log::info("Cloud-init progress monitoring started");
+      if (!line.empty())
+        log::info("[cloud-init] " + line);
     }
     if (st.contains("restart")) {
       auto& r = st["restart"];
@@ -138,24 +143,19 @@ void start_instance(const std::string& name, int64_t timeout_ms, bool progress) 
   }
   log::info(fmt::format("Starting the instance {} with internal VM driver `{}`", go_backquote(name),
                         inst.vm_type.empty() ? "qemu" : inst.vm_type));
-  std::optional<boot_progress> boot;
   progress_printer printer;
-  if (progress) {
-    boot.emplace(inst);
-    printer.boot = &*boot;
-  }
+  printer.cloud_init = progress;
   json result;
   try {
     json args = {{"name", name}};
     if (timeout_ms > 0)
       args["timeout_ms"] = timeout_ms;
+    if (progress) // the supervisor follows cloud-init and answers once it finished
+      args["progress"] = true;
     result = client.call(proto::op::start, args, std::ref(printer));
   } catch (const supervisor_error& e) {
     throw cli_error(e.what());
   }
-  if (boot && !boot->wait_finished(std::chrono::seconds(30)))
-    log::warn("cloud-init did not report that it finished (see /var/log/cloud-init-output.log in "
-              "the guest)");
   auto& summary = result["instance"];
   if (summary.value("phase", "") == "degraded") {
     log::warn(fmt::format("DEGRADED. The VM seems running, but file sharing and port forwarding "

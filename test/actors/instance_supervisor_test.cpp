@@ -543,3 +543,98 @@ TEST_F(instance_supervisor_test, a_connection_nobody_can_carry_is_closed_not_lea
   EXPECT_LE(::read(sv[1], &c, 1), 0);
   ::close(sv[1]);
 }
+
+// -- start --progress -------------------------------------------------------------------------
+
+namespace {
+
+/// A cloud-init watcher double: reports what `lines` says at once, the last one completed, and
+/// answers health checks; records its termination.
+cloud_init_watcher_actor::behavior_type
+cloud_init_double(cloud_init_watcher_actor::pointer self, cloud_init_parent_actor parent,
+                  std::vector<std::string> lines, std::shared_ptr<int> ended) {
+  self->attach_functor([ended] { ++*ended; });
+  self->send(parent, atom::progress_v, cloud_init_progress{"", false, true});
+  for (size_t i = 0; i < lines.size(); ++i) {
+    bool last = i + 1 == lines.size();
+    self->send(parent, atom::progress_v, cloud_init_progress{lines[i], last, !last});
+  }
+  return {
+    [](atom::ping) { return atom::pong_v; },
+    [](atom::fault, fault_kind) {},
+  };
+}
+
+} // namespace
+
+TEST_F(instance_supervisor_test, progress_while_booting_emits_cloud_init_events_and_ends_with_the_run) {
+  world.ssh->hold_ready = true;
+  auto spawned = std::make_shared<int>(0);
+  auto ended = std::make_shared<int>(0);
+  std::vector<std::string> lines; // none until the test says
+  auto f = world.factories();
+  f.cloud_init = [this, spawned, ended, &lines](caf::local_actor* s, const actors::child_context&) {
+    ++*spawned;
+    return sys.spawn(cloud_init_double, caf::actor_cast<cloud_init_parent_actor>(s), lines, ended);
+  };
+  parent = track(spawn_parent_double(sys, world.rec));
+  sup = track(sys.spawn(actors::instance_supervisor, spec, f, parent));
+  run();
+  self->send(sup, atom::progress_v); // stopped: nothing to follow
+  run();
+  EXPECT_EQ(*spawned, 0);
+  start();
+  ASSERT_EQ(st().state, instance_state::booting);
+  lines = {"LIMA| Executing boot.sh", "Cloud-init v. 1 finished at now"};
+  self->send(sup, atom::progress_v);
+  self->send(sup, atom::progress_v); // a second start --progress shares the watcher
+  run();
+  EXPECT_EQ(*spawned, 1);
+  std::vector<cloud_init_progress> seen;
+  for (auto& ev : world.rec->events)
+    if (ev.status.cloud_init) {
+      seen.push_back(*ev.status.cloud_init);
+      EXPECT_EQ(ev.status.ssh_local_port, 60022) << "a sub-event of the current status";
+    }
+  ASSERT_EQ(seen.size(), 3u);
+  EXPECT_TRUE(seen[0].active && seen[0].log_line.empty());
+  EXPECT_EQ(seen[1].log_line, "LIMA| Executing boot.sh");
+  EXPECT_TRUE(seen[2].completed);
+  // The watcher lives on while booting; a stop ends it with the run.
+  EXPECT_EQ(*ended, 0);
+  ASSERT_TRUE(ask<instance_info>(sup, atom::stop_v).value);
+  run();
+  EXPECT_EQ(*ended, 1);
+  EXPECT_FALSE(st().cloud_init);
+  // Running: progress is ignored (Lima's start of a running instance shows none).
+  world.ssh->hold_ready = false;
+  start();
+  ASSERT_EQ(st().state, instance_state::running);
+  self->send(sup, atom::progress_v);
+  run();
+  EXPECT_EQ(*spawned, 1);
+}
+
+TEST_F(instance_supervisor_test, a_failed_cloud_init_watcher_still_completes_the_progress) {
+  world.ssh->hold_ready = true;
+  cloud_init_watcher_actor watcher;
+  auto f = world.factories();
+  f.cloud_init = [this, &watcher](caf::local_actor* s, const actors::child_context&) {
+    watcher = sys.spawn(cloud_init_double, caf::actor_cast<cloud_init_parent_actor>(s),
+                        std::vector<std::string>{}, std::make_shared<int>(0));
+    return watcher;
+  };
+  parent = track(spawn_parent_double(sys, world.rec));
+  sup = track(sys.spawn(actors::instance_supervisor, spec, f, parent));
+  run();
+  start();
+  self->send(sup, atom::progress_v);
+  run();
+  ASSERT_TRUE(watcher);
+  self->send_exit(watcher, caf::make_error(ec::injected_fault, "watcher"));
+  run();
+  ASSERT_TRUE(world.rec->events.back().status.cloud_init);
+  EXPECT_TRUE(world.rec->events.back().status.cloud_init->completed);
+  EXPECT_NE(world.rec->events.back().status.cloud_init->log_line.find("failed"), std::string::npos);
+  EXPECT_EQ(st().state, instance_state::booting) << "the instance does not depend on it";
+}

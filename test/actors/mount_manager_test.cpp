@@ -112,6 +112,8 @@ instance_supervisor_actor::behavior_type guest_double(
     },
     [log](atom::mounts, std::vector<mount_info>& now) { log->push_back(now); },
     [](atom::log, log_line&) {},
+    [](atom::progress) {},
+    [](atom::progress, cloud_init_progress&) {},
     [](atom::prepared, uint64_t, instance_run_ptr&, std::string&) {},
     [](atom::qmp, std::string&, std::string&) -> caf::result<std::string> {
       return caf::make_error(ec::invalid_state, "no VM in this test");

@@ -121,6 +121,8 @@ instance_supervisor_actor::behavior_type parent_double(std::shared_ptr<parent_lo
     [](atom::forward, owned_fd& fd, const std::string&) { fd.reset(); },
     [](atom::mounts, std::vector<mount_info>&) {},
     [](atom::log, log_line&) {},
+    [](atom::progress) {},
+    [](atom::progress, cloud_init_progress&) {},
     [](atom::prepared, uint64_t, instance_run_ptr&, std::string&) {},
     [](atom::qmp, std::string&, std::string&) -> caf::result<std::string> {
       return caf::make_error(ec::invalid_state, "no VM in this test");

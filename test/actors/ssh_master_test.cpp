@@ -550,6 +550,28 @@ TEST_F(ssh_master_test, forwards_tcp_over_direct_tcpip_with_half_close) {
   ::close(c2);
 }
 
+/// A socket handed over in blocking mode (the cloud-init watcher's once was) must not stall the
+/// io thread: the command's output arrives, and the master still runs other commands.
+TEST_F(ssh_master_test, a_blocking_socket_carried_to_a_command_does_not_stall_the_session) {
+  caf::scoped_actor self{sys};
+  auto m = spawn(config());
+  ASSERT_FALSE(connect(self, m, target(sshd->port())));
+  int sv[2];
+  ASSERT_EQ(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0); // blocking
+  self->send(m, atom::forward_v, owned_fd{sv[1]}, std::string("echo from-the-guest; cat > /dev/null"));
+  std::string got;
+  char c;
+  while (got.find('\n') == std::string::npos && ::read(sv[0], &c, 1) == 1)
+    got += c;
+  EXPECT_EQ(got, "from-the-guest\n");
+  // The session still serves: a command while the first one waits for its stdin's end.
+  caf::error err;
+  auto r = exec(self, m, "echo still-here", &err);
+  EXPECT_FALSE(err) << describe(err);
+  EXPECT_EQ(r.out, "still-here\n");
+  ::close(sv[0]); // its stdin ends: the first command ends too
+}
+
 /// An idle session is never taken for lost: ten keepalive intervals pass, every probe is echoed
 /// by the control channel's `cat` (the chaos soak shows the same against dropbear for minutes).
 TEST_F(ssh_master_test, an_idle_session_answers_every_keepalive) {

@@ -2,7 +2,6 @@
 /// its blocklist, leading assignments of the command.
 
 #include "cli/supervisor/supervisor_ops.hpp"
-#include "cli/supervisor/boot_progress.hpp"
 
 #include <gtest/gtest.h>
 
@@ -81,16 +80,4 @@ TEST(shell_script, preserve_env_passes_what_the_blocklist_lets_through) {
   auto s = shell_script(with_mount("/elsewhere"), {}, o);
   EXPECT_NE(s.find("exec env "), std::string::npos) << s;
   EXPECT_NE(s.find(" CALIMA_TEST_KEEP=v "), std::string::npos) << s;
-}
-
-// `start --progress`: which cloud-init line ends the wait for READY (runtime §4.8b).
-TEST(boot_progress, cloud_init_finished_lines_end_the_wait) {
-  using calima::cli::boot_progress;
-  EXPECT_TRUE(boot_progress::is_finished_line(
-    "Cloud-init v. 22.4.2 finished at Mon, 07 Dec 2026 02:49:22 +0000. Datasource "
-    "DataSourceNoCloud [seed=/dev/sr0][dsmode=net].  Up 171.14 seconds"));
-  EXPECT_TRUE(boot_progress::is_finished_line("CLOUD-INIT ... FINISHED"));
-  EXPECT_FALSE(boot_progress::is_finished_line(
-    "Cloud-init v. 22.4.2 running 'modules:final' at Mon, 07 Dec 2026 02:48:59 +0000."));
-  EXPECT_FALSE(boot_progress::is_finished_line("LIMA 2026-12-07T02:49:20+00:00| Exiting with code 0"));
 }

@@ -22,11 +22,36 @@ using namespace std::chrono_literals;
 
 TEST_F(e2e, start_shell_fault_readopt_stop) {
   auto t0 = std::chrono::steady_clock::now();
-  auto r = lc.run({"start", "--tty=false", "template:test"});
+  auto r = lc.run({"start", "--tty=false", "--progress", "template:test"});
   auto start_secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   ASSERT_EQ(r.status, 0) << r.err;
   EXPECT_TRUE(contains(r.err, "READY. Run `limactl shell test` to open the shell.")) << r.err;
-  std::fprintf(stderr, "[e2e] limactl start template:test took %.1f s\n", start_secs);
+  std::fprintf(stderr, "[e2e] limactl start --progress template:test took %.1f s\n", start_secs);
+  // --progress: the supervisor followed the guest's cloud-init output; READY came after its
+  // finished line; the events are in ha.stdout.log; the guest's tail ended with it.
+  EXPECT_TRUE(contains(r.err, "Cloud-init progress monitoring started")) << r.err;
+  EXPECT_TRUE(contains(r.err, "[cloud-init] calima-guest: running /mnt/lima-cidata/boot.sh")) << r.err;
+  auto finished_at = r.err.find("[cloud-init] Cloud-init v. 0-calima-test-guest finished at");
+  EXPECT_NE(finished_at, std::string::npos) << r.err;
+  EXPECT_LT(finished_at, r.err.find("READY.")) << r.err;
+  auto events = read_file(lc.lima_home() + "/test/ha.stdout.log");
+  int progress_events = 0;
+  bool completed = false;
+  for (size_t at = 0, nl; (nl = events.find('\n', at)) != std::string::npos; at = nl + 1) {
+    auto ev = nlohmann::json::parse(events.substr(at, nl - at), nullptr, false);
+    if (ev.is_discarded() || !ev["status"].contains("cloudInitProgress"))
+      continue;
+    ++progress_events;
+    auto& c = ev["status"]["cloudInitProgress"];
+    completed |= c.value("completed", false) &&
+                 contains(c.value("logLine", ""), "0-calima-test-guest finished at");
+  }
+  EXPECT_GE(progress_events, 3) << events;
+  EXPECT_TRUE(completed) << events;
+  r = lc.run({"shell", "test", "sh", "-c",
+              "for i in 1 2 3 4 5 6 7 8 9 10; do ps | grep -q '[t]ail -n' || exit 0; sleep 0.5; done;"
+              " ps; exit 1"});
+  EXPECT_EQ(r.status, 0) << "the guest's tail is still running:\n" << r.out << r.err;
 
   r = lc.run({"shell", "test", "true"});
   ASSERT_EQ(r.status, 0) << r.err;

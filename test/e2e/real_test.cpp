@@ -15,6 +15,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <gtest/gtest.h>
+#include <set>
 #include <string>
 #include <sys/stat.h>
 
@@ -182,11 +183,31 @@ TEST_F(real, debian_cloud_image_boots_provisions_mounts_and_restarts) {
   ASSERT_EQ(r.status, 0) << r.err;
 
   auto t0 = std::chrono::steady_clock::now();
-  r = lc.run({"start", "--tty=false", "real"});
+  r = lc.run({"start", "--tty=false", "--progress", "real"});
   auto secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   ASSERT_EQ(r.status, 0) << r.err;
   ASSERT_TRUE(contains(r.err, "READY. Run `limactl shell real` to open the shell.")) << r.err;
-  std::fprintf(stderr, "[real] first start to READY: %.1f s\n", secs);
+  std::fprintf(stderr, "[real] first start (--progress) to READY: %.1f s\n", secs);
+  // --progress with real cloud-init: its output (followed again after the boot scripts end the
+  // user's sessions), its own finished line before READY, and no line twice.
+  {
+    size_t finished_at = std::string::npos;
+    std::set<std::string> seen;
+    std::string dup;
+    for (size_t at = 0, nl; (nl = r.err.find('\n', at)) != std::string::npos; at = nl + 1) {
+      auto line = r.err.substr(at, nl - at);
+      if (finished_at == std::string::npos && contains(line, "[cloud-init] Cloud-init v. ") &&
+          contains(line, " finished at "))
+        finished_at = at;
+      auto m = line.find("msg=\"[cloud-init] LIMA ");
+      if (m != std::string::npos && !seen.insert(line.substr(m)).second)
+        dup = line;
+    }
+    EXPECT_NE(finished_at, std::string::npos) << "no cloud-init finished line:\n" << r.err;
+    EXPECT_LT(finished_at, r.err.find("READY.")) << r.err;
+    EXPECT_FALSE(seen.empty()) << "no line of the boot scripts";
+    EXPECT_EQ(dup, "") << "a cloud-init line was printed twice";
+  }
   EXPECT_FALSE(contains(r.err, "restarted `ssh`")) << "the SSH master flapped during the boot";
   EXPECT_FALSE(contains(r.err, "degraded")) << r.err;
 
