@@ -9,6 +9,7 @@
 #include <caf/all.hpp>
 #include <gtest/gtest.h>
 
+#include <fcntl.h>
 #include <spawn.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -67,6 +68,9 @@ struct parent_log {
 /// Runs `command` with `fd` as stdin and stdout (stderr stays the test's), in a process group
 /// of its own (killing the group is what a dropped SSH session does to the guest command).
 pid_t run_with_socket(const std::string& command, int fd) {
+  // The SSH master bridges the socket to the command's stdin and stdout; here the command gets
+  // the socket itself, in blocking mode as a pipe would be.
+  ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) & ~O_NONBLOCK);
   posix_spawn_file_actions_t fa;
   posix_spawn_file_actions_init(&fa);
   posix_spawn_file_actions_adddup2(&fa, fd, STDIN_FILENO);
