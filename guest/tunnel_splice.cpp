@@ -105,6 +105,4 @@ void tunnel_engine::impl::release_pipes() {
   close_pipe(splice_pipe); // empty once no frame is being written (the caller checks)
 }
 
-
-
 } // namespace calima::tunnel
