@@ -6,6 +6,7 @@
 #include "config/limayaml/lima_yaml_load.hpp"
 #include "config/util/names.hpp"
 #include "config/limayaml/validate.hpp"
+#include "config/yq/yq.hpp"
 #include "cli/cli_common.hpp"
 #include "cli/supervisor/supervisor_launch.hpp"
 #include "drivers/disk_lock.hpp"
@@ -217,6 +218,19 @@ void write_edited(const std::string& name, const std::string& path, const std::s
   if (!err.empty())
     throw cli_error(save_rejected_yaml(text, err));
   fs::write_file_atomic(path, text, 0644);
+}
+
+void apply_edit_expression(const std::string& name, const std::string& dir,
+                           const std::string& expr) {
+  auto path = dir + "/lima.yaml";
+  auto old = fs::read_file(path);
+  if (!old)
+    throw cli_error(fs::path_error("open", path, errno));
+  auto text = yq_edit_yaml(*old, expr);
+  if (text == *old)
+    return;
+  write_edited(name, path, text, *old);
+  log::info(fmt::format("Instance {} configuration edited", go_backquote(name)));
 }
 
 } // namespace calima::cli

@@ -31,6 +31,12 @@ std::string check_instance_yaml(const std::string& name, const std::string& yaml
 void write_edited(const std::string& name, const std::string& path, const std::string& text,
                   const std::string& old_text);
 
+/// Applies the edit flags' yq expression `expr` (edit_flags::to_yq) to the lima.yaml of the
+/// instance in `dir` through write_edited, logging ``Instance `name` configuration edited``
+/// when it changed. Throws cli_error. (`start` and `restart` with edit flags.)
+void apply_edit_expression(const std::string& name, const std::string& dir,
+                           const std::string& expr);
+
 /// Writes `./lima.REJECTED.yaml` and returns Lima's error text for `err`.
 std::string save_rejected_yaml(const std::string& yaml_text, const std::string& err);
 

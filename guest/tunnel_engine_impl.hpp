@@ -265,7 +265,7 @@ struct tunnel_engine::impl {
   bool flush_splice();
   /// Forgets a partly sent spliced frame and closes the pipe (the link is gone).
   void drop_splice();
-  /// Closes the pipe of an idle engine (reopened on use).
+  /// Closes the pipe (reopened on use): when the last stream is gone, or the engine is idle.
   void release_pipes();
 
   char* reserve_out(size_t n);

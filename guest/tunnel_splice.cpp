@@ -92,7 +92,11 @@ bool tunnel_engine::impl::flush_splice() {
       link_down(std::string("writing to the link: ") + std::strerror(n < 0 ? errno : EPIPE));
     }
   }
-  return !splice_busy();
+  if (splice_busy())
+    return false;
+  if (streams.empty())
+    release_pipes(); // the last stream's last frame is out
+  return true;
 }
 
 void tunnel_engine::impl::drop_splice() {

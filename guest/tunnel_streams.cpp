@@ -35,6 +35,8 @@ void tunnel_engine::impl::erase_stream(stream& s) {
       l->second.clients.erase(s.client_key);
   --s_open;
   streams.erase(s.id);
+  if (streams.empty() && !splice_busy())
+    release_pipes(); // nothing left to splice from (reopened on use)
 }
 
 void tunnel_engine::impl::reset_stream(stream& s, bool tell_peer, const std::string& reason) {

@@ -152,15 +152,7 @@ void run_start(create_options& o, const std::vector<std::string>& args, bool tty
       throw cli_error(fmt::format("instance {} is running; stop it before changing its "
                                   "configuration (`limactl stop {}`)",
                                   go_backquote(name), name));
-    auto path = inst.dir + "/lima.yaml";
-    auto old = fs::read_file(path);
-    if (!old)
-      throw cli_error(fs::path_error("open", path, errno));
-    auto text = yq_edit_yaml(*old, o.flags.to_yq(true));
-    if (text != *old) {
-      write_edited(name, path, text, *old);
-      log::info(fmt::format("Instance {} configuration edited", go_backquote(name)));
-    }
+    apply_edit_expression(name, inst.dir, o.flags.to_yq(true));
   }
   start_instance(name, timeout_ms, progress);
 }

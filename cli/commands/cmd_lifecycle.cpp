@@ -3,6 +3,7 @@
 
 #include "cli/cli_common.hpp"
 #include "cli/commands.hpp"
+#include "cli/edit_flags.hpp"
 #include "cli/instance_ops.hpp"
 #include "cli/supervisor/supervisor_ops.hpp"
 #include "config/util/go_format.hpp"
@@ -49,7 +50,8 @@ void run_stop(std::vector<std::string> names, bool force) {
     throw cli_error(join(errors, "\n"));
 }
 
-void run_restart(const std::vector<std::string>& args, bool force) {
+void run_restart(const std::vector<std::string>& args, bool force, const edit_flags& flags,
+                 bool progress) {
   check_args(args, 0, 1, "limactl restart", "limactl restart INSTANCE", "Restart a running instance");
   std::string name = args.empty() ? "default" : args[0];
   store::instance inst;
@@ -58,6 +60,9 @@ void run_restart(const std::vector<std::string>& args, bool force) {
   } catch (const std::exception& e) {
     throw cli_error(e.what());
   }
+  // Lima: the flags edit lima.yaml first; the start after the stop runs the new configuration.
+  if (flags.any())
+    apply_edit_expression(name, inst.dir, flags.to_yq(true));
   if (force) {
     log::info("Restarting the instance forcibly");
     force_stop(inst);
@@ -66,7 +71,7 @@ void run_restart(const std::vector<std::string>& args, bool force) {
   } else {
     stop_instance(name);
   }
-  start_instance(name, 0);
+  start_instance(name, 0, progress);
 }
 
 void run_shell(std::vector<std::string> args, bool start, bool start_given,
@@ -137,11 +142,17 @@ void register_lifecycle(CLI::App& root) {
   {
     auto args = std::make_shared<std::vector<std::string>>();
     auto force = std::make_shared<bool>(false);
+    auto progress = std::make_shared<bool>(false);
+    auto flags = std::make_shared<edit_flags>();
     auto* cmd = root.add_subcommand("restart", "Restart a running instance");
     cmd->group("Basic Commands");
     cmd->add_flag("-f,--force", *force, "Force stop and restart the instance");
+    cmd->add_flag("--progress", *progress, "Show provision script progress by tailing cloud-init logs");
+    flags->add_to(cmd, false);
     cmd->add_option("instance", *args);
-    set_action(cmd, [args, force] { run_restart(*args, *force); });
+    set_action(cmd, [args, force, flags, progress] {
+      run_restart(*args, *force, *flags, *progress);
+    });
   }
   {
     auto args = std::make_shared<std::vector<std::string>>();

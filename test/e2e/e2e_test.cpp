@@ -166,6 +166,17 @@ TEST_F(e2e, start_shell_fault_readopt_stop) {
   r = lc.run({"start", "--cpus", "1", "test"});
   EXPECT_EQ(r.status, 1);
   EXPECT_TRUE(contains(r.err, "is running; stop it before changing its configuration")) << r.err;
+  // restart takes the edit flags too (Lima: lima.yaml first, then stop and start).
+  r = lc.run({"restart", "--tty=false", "--cpus", "1", "test"});
+  ASSERT_EQ(r.status, 0) << r.err;
+  EXPECT_TRUE(contains(r.err, "Instance `test` configuration edited")) << r.err;
+  EXPECT_TRUE(contains(r.err, "READY.")) << r.err;
+  EXPECT_EQ(lc.run({"shell", "test", "nproc"}).out, "1\n");
+  r = lc.run({"restart", "--cpus", "-3", "test"});
+  EXPECT_EQ(r.status, 1);
+  EXPECT_TRUE(contains(r.err, "cpus")) << r.err;
+  EXPECT_EQ(lc.run({"ls", "--format", "{{.Status}}", "test"}).out, "Running\n")
+    << "a rejected edit must not stop the instance";
   r = lc.run({"stop", "test"});
   ASSERT_EQ(r.status, 0) << r.err;
 }
