@@ -97,6 +97,15 @@ bool write_all(int fd, const void* p, size_t n) {
   return true;
 }
 
+void read_to_eof_and_close(int fd, std::string& out) {
+  char buf[65536];
+  ssize_t n;
+  while ((n = ::read(fd, buf, sizeof buf)) > 0 || (n < 0 && errno == EINTR))
+    if (n > 0)
+      out.append(buf, static_cast<size_t>(n));
+  ::close(fd);
+}
+
 bool read_exactly(int fd, void* p, size_t n) {
   auto* c = static_cast<char*>(p);
   while (n > 0) {

@@ -28,6 +28,8 @@ int free_port();
 int connect_loopback(int port);
 bool write_all(int fd, const void* p, size_t n);
 bool read_exactly(int fd, void* p, size_t n);
+/// Appends what `fd` gives until EOF or an error to `out`, then closes `fd`.
+void read_to_eof_and_close(int fd, std::string& out);
 /// True when something accepts TCP connections on 127.0.0.1:port.
 bool accepts(int port);
 

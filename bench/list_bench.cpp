@@ -8,6 +8,8 @@
 // `limactl create template:test`, the others copies of its directory. Rounds alternate floor,
 // table and JSON so that drift hits all three alike; the report gives medians.
 
+#include "bench/bench_support.hpp"
+
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -68,11 +70,7 @@ int run(const std::vector<std::string>& argv, const std::vector<std::string>& en
   }
   if (out != nullptr) {
     ::close(pipefd[1]);
-    char buf[65536];
-    ssize_t n;
-    while ((n = ::read(pipefd[0], buf, sizeof buf)) > 0)
-      out->append(buf, static_cast<size_t>(n));
-    ::close(pipefd[0]);
+    calima::bench::read_to_eof_and_close(pipefd[0], *out);
   }
   int status = 0;
   ::waitpid(pid, &status, 0);

@@ -236,11 +236,7 @@ int scratch::lc(const std::vector<std::string>& args, const std::string& in, std
   }
   if (out != nullptr) {
     ::close(pipefd[1]);
-    char buf[65536];
-    ssize_t n;
-    while ((n = ::read(pipefd[0], buf, sizeof buf)) > 0)
-      out->append(buf, static_cast<size_t>(n));
-    ::close(pipefd[0]);
+    read_to_eof_and_close(pipefd[0], *out);
   }
   int rc = wait_child(pid, std::chrono::seconds(timeout_s));
   watch_pids();

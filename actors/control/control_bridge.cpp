@@ -105,7 +105,7 @@ relay_actor::behavior_type relay(relay_actor::stateful_pointer<relay_state> self
       } else if (st.exiting) {
         self->state.last.errors = st.errors;
         finish(false, proto::error_code::failed, st.errors.empty() ? "exiting" : st.errors.front());
-      } else if (st.running && !st.port_forward && !st.guest_agent && !st.cloud_init) {
+      } else if (st.running) {
         self->state.last.state = instance_state::running;
         self->state.last.degraded = st.degraded;
         self->state.last.errors = st.errors;

@@ -118,7 +118,6 @@ void finish(self_pointer self, std::string reason) {
 
 void start_attempt(self_pointer self) {
   auto& st = self->state;
-  close_current(self);
   ++st.attempt;
   st.partial.clear();
   st.marker_seen = false;
